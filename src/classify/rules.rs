@@ -1,0 +1,110 @@
+//! The decision rules both shipped classifiers share, applied to the facts
+//! each one parses from its provider's error shape.
+
+use http::{HeaderMap, StatusCode};
+
+use super::{Head, RetryReason, Verdict};
+use crate::hint::should_retry;
+
+/// Which statuses are retried from the status alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StatusRule {
+    /// 500, 502, 503, 504 and 529, only when the body is not a recognisable
+    /// error of the provider's.
+    Unrecognised,
+    /// 408, 409, 429 and every status ≥ 500, whatever the body (the official
+    /// SDKs' rule).
+    Sdk,
+}
+
+/// What a classifier parsed out of an error body.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Facts {
+    /// The body had the provider's error shape.
+    pub(crate) recognised: bool,
+    /// The error type names a transient server failure.
+    pub(crate) transient: Option<&'static str>,
+    /// The error is a rate limit.
+    pub(crate) rate_limited: bool,
+    /// The error can never succeed on retry (e.g. a spend limit was reached).
+    pub(crate) hopeless: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rules {
+    pub(crate) retry_rate_limits: bool,
+    pub(crate) status_rule: StatusRule,
+}
+
+impl Rules {
+    pub(crate) fn head(&self, status: StatusCode, headers: &HeaderMap) -> Head {
+        if !(status.is_client_error() || status.is_server_error()) {
+            return Head::Final;
+        }
+        if should_retry(headers) == Some(false) {
+            return Head::Final;
+        }
+        let candidate = status.is_server_error()
+            || matches!(status.as_u16(), 408 | 409 | 429)
+            || is_json(headers)
+            || should_retry(headers) == Some(true);
+        if candidate {
+            Head::ReadBody
+        } else {
+            Head::Final
+        }
+    }
+
+    pub(crate) fn body(&self, status: StatusCode, headers: &HeaderMap, facts: Facts) -> Verdict {
+        if facts.hopeless {
+            return Verdict::Final;
+        }
+        if should_retry(headers) == Some(true) {
+            return Verdict::Retry(
+                facts
+                    .transient
+                    .map_or(RetryReason::ShouldRetryHeader, RetryReason::ErrorType),
+            );
+        }
+        if let Some(kind) = facts.transient {
+            return Verdict::Retry(RetryReason::ErrorType(kind));
+        }
+        let code = status.as_u16();
+        if facts.rate_limited || code == 429 {
+            return if self.retry_rate_limits {
+                Verdict::Retry(if facts.rate_limited {
+                    RetryReason::ErrorType("rate_limit_error")
+                } else {
+                    RetryReason::Status(status)
+                })
+            } else {
+                Verdict::Final
+            };
+        }
+        let retry_status = match self.status_rule {
+            StatusRule::Sdk => status.is_server_error() || matches!(code, 408 | 409),
+            StatusRule::Unrecognised => {
+                !facts.recognised && matches!(code, 500 | 502 | 503 | 504 | 529)
+            }
+        };
+        if retry_status {
+            Verdict::Retry(RetryReason::Status(status))
+        } else {
+            Verdict::Final
+        }
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || mime
+                    .get(mime.len().saturating_sub(5)..)
+                    .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
+        })
+}

@@ -1,0 +1,505 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use http::{Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower::Service;
+use tracing::Span;
+
+use super::body::{Prefetch, ResponseBody};
+use super::control::RetryControl;
+use super::info::{RetryInfo, Stop};
+use super::policy::{find, HintDecision, Settings};
+use super::replay::{BufferOutcome, Buffering, Replay, ReplayBody};
+use super::template::{Source, Template};
+use crate::classify::{Classify, Head, RetryReason, Verdict};
+use crate::gate::{GateClosed, StatusGate};
+use crate::hint::delay_hint;
+use crate::BoxError;
+
+type Outcome<B> = Result<Response<ResponseBody<B>>, BoxError>;
+
+pin_project! {
+    /// The response future of [`Retry`](super::Retry).
+    ///
+    /// Dropping it cancels at once: the attempt in flight, the error body
+    /// being read or the backoff sleep are dropped with it. It spawns nothing.
+    pub struct ResponseFuture<S, C, ReqB, ResB>
+    where
+        S: Service<Request<ReqB>>,
+        ReqB: Body,
+        ResB: Body,
+    {
+        #[pin]
+        state: State<S::Future, ReqB, ResB>,
+        service: S,
+        run: Run<C, ReqB, ResB>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, ReqB: Body, ResB: Body> {
+        // Reading the request body into memory before the first attempt.
+        Buffering { buffering: Buffering<ReqB> },
+        // Waiting for the service to be ready for a retry.
+        Ready,
+        // An attempt is in flight.
+        Calling { #[pin] future: F },
+        // Reading an error body to classify it.
+        Reading { parts: Option<http::response::Parts>, #[pin] prefetch: Prefetch<ResB> },
+        // Backing off before the next attempt.
+        Sleeping { #[pin] sleep: Sleep },
+        Done,
+    }
+}
+
+/// The bookkeeping of one request's attempts.
+struct Run<C, ReqB: Body, ResB: Body> {
+    settings: Arc<Settings<C>>,
+    template: Option<Template<ReqB>>,
+    gate: Option<StatusGate>,
+    attempt: u32,
+    max_attempts: u32,
+    total_delay: Duration,
+    last_reason: Option<RetryReason>,
+    last: Option<Outcome<ResB>>,
+    started: Option<Instant>,
+    rng: Option<fastrand::Rng>,
+    deposited: bool,
+    span: Span,
+}
+
+impl<S, C, ReqB, ResB> ResponseFuture<S, C, ReqB, ResB>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    C: Classify,
+    ReqB: ReplayBody,
+    ResB: Body,
+{
+    /// `service` must be ready: it is called for the first attempt.
+    pub(crate) fn new(mut service: S, settings: Arc<Settings<C>>, request: Request<ReqB>) -> Self {
+        let policy = &settings.policy;
+        let max_attempts = request
+            .extensions()
+            .get::<RetryControl>()
+            .and_then(RetryControl::attempts)
+            .unwrap_or(policy.max_attempts)
+            .get();
+        let gate = policy
+            .gate
+            .clone()
+            .or_else(|| request.extensions().get::<StatusGate>().cloned());
+        let cap = policy.max_replay_body;
+        let started = policy.deadline.map(|_| Instant::now());
+        let (parts, body) = request.into_parts();
+
+        let (template, first) = if max_attempts <= 1 {
+            (None, First::Send(Request::from_parts(parts, body)))
+        } else {
+            match body.into_replay() {
+                Replay::Clone { body, clone }
+                    if body.size_hint().exact().map_or(true, |n| n <= cap) =>
+                {
+                    let template = Template::new(parts, Source::Clone { body, clone });
+                    let first = template.request().map_or(First::Wait, First::Send);
+                    (Some(template), first)
+                }
+                Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
+                    let template = Template::new(parts, Source::Pending { rebuild });
+                    (Some(template), First::Buffer(Buffering::new(body, cap)))
+                }
+                Replay::Once(body) => (None, First::Send(Request::from_parts(parts, body))),
+                Replay::Clone { body, .. } | Replay::Buffer { body, .. } => {
+                    tracing::debug!(
+                        max_replay_body = cap,
+                        "request body over the replay cap: sent once, not retried"
+                    );
+                    (None, First::Send(Request::from_parts(parts, body)))
+                }
+            }
+        };
+
+        let mut run = Run {
+            settings,
+            template,
+            gate,
+            attempt: 0,
+            max_attempts,
+            total_delay: Duration::ZERO,
+            last_reason: None,
+            last: None,
+            started,
+            rng: None,
+            deposited: false,
+            span: Span::none(),
+        };
+        let state = match first {
+            First::Send(request) => State::Calling {
+                future: run.call(&mut service, request),
+            },
+            First::Buffer(buffering) => State::Buffering { buffering },
+            First::Wait => State::Ready,
+        };
+        Self {
+            state,
+            service,
+            run,
+        }
+    }
+}
+
+enum First<B: Body> {
+    Send(Request<B>),
+    Buffer(Buffering<B>),
+    Wait,
+}
+
+impl<S, C, ReqB, ResB> Future for ResponseFuture<S, C, ReqB, ResB>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    C: Classify,
+    ReqB: ReplayBody,
+    ResB: Body,
+{
+    type Output = Outcome<ResB>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let run = this.run;
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Buffering { buffering } => {
+                    let outcome = ready!(buffering.poll_buffer(cx));
+                    let request = match (outcome, run.template.take()) {
+                        (BufferOutcome::Complete(buffered), Some(mut template)) => {
+                            if let Source::Pending { rebuild } = template.source {
+                                template.source = Source::Buffered { buffered, rebuild };
+                            }
+                            let request = template.request();
+                            run.template = Some(template);
+                            request
+                        }
+                        (BufferOutcome::Once(body), Some(template)) => {
+                            tracing::debug!(
+                                max_replay_body = run.settings.policy.max_replay_body,
+                                "request body over the replay cap (or failed): sent once, not retried"
+                            );
+                            match template.source {
+                                Source::Pending { rebuild } | Source::Buffered { rebuild, .. } => {
+                                    Some(template.request_with(rebuild(body)))
+                                }
+                                Source::Clone { .. } => None,
+                            }
+                        }
+                        (_, None) => None,
+                    };
+                    let Some(request) = request else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err("retry: request body could not be rebuilt".into()));
+                    };
+                    // NOTE: `service` is still the instance that `Retry::poll_ready`
+                    // drove to readiness; it has not been called yet.
+                    let future = run.call(this.service, request);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Ready => {
+                    // NOTE: every retry reserves capacity again before calling.
+                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    // The gate may have closed while backing off.
+                    if run.gate_closed() {
+                        this.state.set(State::Done);
+                        return Poll::Ready(run.give_back_last(Stop::GateClosed));
+                    }
+                    let Some(request) = run.template.as_ref().and_then(Template::request) else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(run.give_back_last(Stop::NotReplayable));
+                    };
+                    let future = run.call(this.service, request);
+                    this.state.set(State::Calling { future });
+                }
+                StateProj::Calling { future } => {
+                    let result = {
+                        let _entered = run.span.enter();
+                        ready!(future.poll(cx))
+                    };
+                    let step = match result {
+                        Ok(response) => run.on_response(response),
+                        Err(error) => run.on_error(error.into()),
+                    };
+                    match step {
+                        Step::Return(outcome) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(outcome);
+                        }
+                        Step::Read(parts, prefetch) => this.state.set(State::Reading {
+                            parts: Some(parts),
+                            prefetch,
+                        }),
+                        Step::Sleep(delay) => this.state.set(State::Sleeping {
+                            sleep: tokio::time::sleep(delay),
+                        }),
+                    }
+                }
+                StateProj::Reading { parts, prefetch } => {
+                    let prefetched = {
+                        let _entered = run.span.enter();
+                        ready!(prefetch.poll(cx))
+                    };
+                    let Some(parts) = parts.take() else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err("retry: response polled after completion".into()));
+                    };
+                    let verdict = run.settings.classifier.classify_body(
+                        parts.status,
+                        &parts.headers,
+                        prefetched.view(),
+                    );
+                    let response = Response::from_parts(parts, ResponseBody::held(prefetched.held));
+                    let step = match verdict {
+                        Verdict::Final => Step::Return(Ok(run.finish(response, Stop::Final))),
+                        Verdict::Retry(reason) => run.plan(reason, Ok(response)),
+                    };
+                    match step {
+                        Step::Sleep(delay) => this.state.set(State::Sleeping {
+                            sleep: tokio::time::sleep(delay),
+                        }),
+                        Step::Return(outcome) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(outcome);
+                        }
+                        Step::Read(..) => {
+                            this.state.set(State::Done);
+                            return Poll::Ready(Err("retry: unexpected second read".into()));
+                        }
+                    }
+                }
+                StateProj::Sleeping { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Ready);
+                }
+                StateProj::Done => {
+                    return Poll::Ready(Err(
+                        "retry: response future polled after completion".into()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// What to do after an attempt's outcome.
+enum Step<B: Body> {
+    Return(Outcome<B>),
+    Read(http::response::Parts, Prefetch<B>),
+    Sleep(Duration),
+}
+
+impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
+    fn call<S>(&mut self, service: &mut S, request: Request<ReqB>) -> S::Future
+    where
+        S: Service<Request<ReqB>>,
+    {
+        self.attempt = self.attempt.saturating_add(1);
+        self.span = tracing::debug_span!(
+            "attempt",
+            http.request.resend_count = self.attempt - 1,
+            http.request.method = %request.method(),
+        );
+        let _entered = self.span.enter();
+        service.call(request)
+    }
+
+    fn can_retry(&self) -> Option<Stop> {
+        if self.attempt >= self.max_attempts {
+            Some(Stop::AttemptsExhausted)
+        } else if self.template.is_none() {
+            Some(Stop::NotReplayable)
+        } else {
+            None
+        }
+    }
+
+    /// The first outcome that reached the upstream counts as one request for the budget.
+    fn deposit_once(&mut self) {
+        if !self.deposited {
+            self.deposited = true;
+            if let Some(budget) = &self.settings.policy.budget {
+                budget.deposit();
+            }
+        }
+    }
+
+    fn on_response(&mut self, response: Response<ResB>) -> Step<ResB> {
+        self.deposit_once();
+        let head = self
+            .settings
+            .classifier
+            .classify_head(response.status(), response.headers());
+        let response = match head {
+            Head::Final => {
+                return Step::Return(Ok(
+                    self.finish(response.map(ResponseBody::passthrough), Stop::Final)
+                ))
+            }
+            _ if self.can_retry().is_some() => {
+                let stop = self.can_retry().unwrap_or(Stop::Final);
+                return Step::Return(Ok(
+                    self.finish(response.map(ResponseBody::passthrough), stop)
+                ));
+            }
+            Head::Retry(reason) => {
+                return self.plan(reason, Ok(response.map(ResponseBody::passthrough)))
+            }
+            Head::ReadBody => response,
+        };
+        let policy = &self.settings.policy;
+        let (parts, body) = response.into_parts();
+        Step::Read(
+            parts,
+            Prefetch::new(body, policy.max_error_body, policy.error_body_timeout),
+        )
+    }
+
+    fn on_error(&mut self, error: BoxError) -> Step<ResB> {
+        if find::<GateClosed>(&*error).is_some() {
+            // Never retried. When a retry met the closed gate, the caller gets
+            // the last real outcome rather than the gate's error.
+            return Step::Return(match self.last.take() {
+                Some(last) => self.give_back(last, Stop::GateClosed),
+                None => Err(error),
+            });
+        }
+        self.deposit_once();
+        if self.can_retry().is_some() {
+            return Step::Return(Err(error));
+        }
+        let retry = self
+            .template
+            .as_ref()
+            .is_some_and(|t| self.settings.policy.retry_transport(&*error, &t.method));
+        if !retry {
+            return Step::Return(Err(error));
+        }
+        self.plan(RetryReason::Transport, Err(error))
+    }
+
+    /// Decides whether and when to retry an outcome the classifier wants retried.
+    fn plan(&mut self, reason: RetryReason, outcome: Outcome<ResB>) -> Step<ResB> {
+        self.last_reason = Some(reason);
+        if let Some(stop) = self.can_retry() {
+            return Step::Return(self.give_back(outcome, stop));
+        }
+        let hint = match &outcome {
+            Ok(response) => delay_hint(response.headers(), SystemTime::now()),
+            Err(_) => None,
+        };
+        match self.next_delay(hint) {
+            Ok(delay) => {
+                self.total_delay = self.total_delay.saturating_add(delay);
+                tracing::debug!(
+                    parent: &self.span,
+                    attempt = self.attempt,
+                    reason = %reason,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "retrying"
+                );
+                self.last = Some(outcome);
+                Step::Sleep(delay)
+            }
+            Err(stop) => {
+                tracing::debug!(parent: &self.span, attempt = self.attempt, reason = %reason, ?stop, "not retrying");
+                Step::Return(self.give_back(outcome, stop))
+            }
+        }
+    }
+
+    fn next_delay(&mut self, hint: Option<Duration>) -> Result<Duration, Stop> {
+        let policy = &self.settings.policy;
+        let delay = match policy.hint(hint) {
+            HintDecision::Wait(delay) => delay,
+            HintDecision::GiveUp => return Err(Stop::HintTooLong),
+            HintDecision::Backoff => {
+                let seed = policy.jitter_seed;
+                let rng = self.rng.get_or_insert_with(|| {
+                    seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)
+                });
+                policy.backoff.delay(self.attempt, rng)
+            }
+        };
+        if let (Some(deadline), Some(started)) = (policy.deadline, self.started) {
+            if started.elapsed().saturating_add(delay) > deadline {
+                return Err(Stop::Deadline);
+            }
+        }
+        if self.gate_closed() {
+            return Err(Stop::GateClosed);
+        }
+        if let Some(budget) = &policy.budget {
+            if !budget.withdraw() {
+                return Err(Stop::BudgetExhausted);
+            }
+        }
+        Ok(delay)
+    }
+
+    fn gate_closed(&self) -> bool {
+        self.gate.as_ref().is_some_and(|gate| gate.check().is_err())
+    }
+
+    fn give_back(&mut self, outcome: Outcome<ResB>, stop: Stop) -> Outcome<ResB> {
+        outcome.map(|response| self.finish(response, stop))
+    }
+
+    fn give_back_last(&mut self, stop: Stop) -> Outcome<ResB> {
+        match self.last.take() {
+            Some(last) => self.give_back(last, stop),
+            None => Err("retry: no outcome to return".into()),
+        }
+    }
+
+    /// Attaches [`RetryInfo`] when there is something to report.
+    fn finish(
+        &mut self,
+        mut response: Response<ResponseBody<ResB>>,
+        stop: Stop,
+    ) -> Response<ResponseBody<ResB>> {
+        if self.attempt > 1 || stop != Stop::Final || self.last_reason.is_some() {
+            let info = RetryInfo {
+                attempts: self.attempt,
+                total_delay: self.total_delay,
+                last_reason: self.last_reason,
+                stop,
+                request_id: response.headers().get("request-id").cloned(),
+            };
+            response.extensions_mut().insert(info);
+        }
+        response
+    }
+}
+
+impl<S, C, ReqB, ResB> fmt::Debug for ResponseFuture<S, C, ReqB, ResB>
+where
+    S: Service<Request<ReqB>>,
+    ReqB: Body,
+    ResB: Body,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("attempt", &self.run.attempt)
+            .field("max_attempts", &self.run.max_attempts)
+            .field("total_delay", &self.run.total_delay)
+            .finish_non_exhaustive()
+    }
+}

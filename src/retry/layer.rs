@@ -1,0 +1,207 @@
+use std::error::Error as StdError;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+use tower::Layer;
+
+use super::policy::{LongHint, Policy, Settings, TransportRetry};
+use super::Retry;
+use crate::backoff::Backoff;
+use crate::budget::RetryBudget;
+use crate::classify::{AnthropicClassifier, Classify};
+use crate::gate::StatusGate;
+
+/// Applies [`Retry`] to a service: retries transient provider errors.
+///
+/// Every service built from one layer (and every clone of them) shares one
+/// [`RetryBudget`].
+///
+/// # Defaults ([`RetryLayer::new`])
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | attempts | 5 in all | the provider's own recipe |
+/// | backoff | 5 s doubling to 120 s, full jitter | the provider's recipe; jitter so a fleet does not retry in step |
+/// | classifier | [`AnthropicClassifier::new`] | `api_error`, `overloaded_error`, gateway statuses |
+/// | budget | 10 % of requests + 1/s over 10 s | an outage costs about 10 % more attempts, not 5× |
+/// | delay hints | honoured up to 60 s, longer ones fall back to backoff | the official SDKs' bound |
+/// | deadline | none | the caller's own timeout usually bounds the call |
+/// | error body cap | 64 KiB, read within 5 s | provider error bodies are well under 1 KiB |
+/// | replay cap | 16 MiB | above it, holding a copy costs more than a retry is worth |
+/// | transport errors | retried when not sent or idempotent | a POST that reached the server is not sent twice |
+#[derive(Clone)]
+#[must_use]
+pub struct RetryLayer<C = AnthropicClassifier> {
+    settings: Arc<Settings<C>>,
+}
+
+impl RetryLayer<AnthropicClassifier> {
+    /// The defaults above: the provider's recipe with jitter and a budget.
+    pub fn new() -> Self {
+        Self {
+            settings: Arc::new(Settings {
+                classifier: AnthropicClassifier::new(),
+                policy: Policy {
+                    max_attempts: NonZeroU32::MIN.saturating_add(4),
+                    backoff: Backoff::provider_recipe(),
+                    jitter_seed: None,
+                    honor_hints: true,
+                    max_hint: Duration::from_secs(60),
+                    long_hint: LongHint::Backoff,
+                    deadline: None,
+                    max_error_body: 64 * 1024,
+                    error_body_timeout: Duration::from_secs(5),
+                    max_replay_body: 16 * 1024 * 1024,
+                    transport: TransportRetry::NotSentOrIdempotent,
+                    transport_predicate: None,
+                    budget: Some(RetryBudget::default()),
+                    gate: None,
+                },
+            }),
+        }
+    }
+
+    /// The official Anthropic SDKs' behaviour: 3 attempts in all, 0.5 s
+    /// doubling to 8 s, each delay up to 25 % shorter; 408, 409, 429 and ≥ 500
+    /// retried ([`AnthropicClassifier::sdk`]); `retry-after` honoured only
+    /// within (0, 60] s; transport errors always retried. The budget stays on.
+    pub fn anthropic_sdk() -> Self {
+        Self::new()
+            .classifier(AnthropicClassifier::sdk())
+            .max_attempts(NonZeroU32::MIN.saturating_add(2))
+            .backoff(Backoff::anthropic_sdk())
+            .transport_errors(TransportRetry::Always)
+    }
+}
+
+impl Default for RetryLayer<AnthropicClassifier> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Clone> RetryLayer<C> {
+    fn with(mut self, change: impl FnOnce(&mut Policy)) -> Self {
+        change(&mut Arc::make_mut(&mut self.settings).policy);
+        self
+    }
+
+    /// Uses another classifier.
+    pub fn classifier<C2: Classify + Clone>(self, classifier: C2) -> RetryLayer<C2> {
+        RetryLayer {
+            settings: Arc::new(Settings {
+                classifier,
+                policy: self.settings.policy.clone(),
+            }),
+        }
+    }
+
+    /// Attempts in all, the first one included (default 5).
+    pub fn max_attempts(self, attempts: NonZeroU32) -> Self {
+        self.with(|s| s.max_attempts = attempts)
+    }
+
+    /// The backoff schedule (default [`Backoff::provider_recipe`]).
+    pub fn backoff(self, backoff: Backoff) -> Self {
+        self.with(|s| s.backoff = backoff)
+    }
+
+    /// Seeds the jitter so delays are reproducible. Every request then draws
+    /// the same jitter sequence: for tests, not for a fleet.
+    pub fn jitter_seed(self, seed: u64) -> Self {
+        self.with(|s| s.jitter_seed = Some(seed))
+    }
+
+    /// Whether `retry-after-ms` / `retry-after` are honoured (default `true`).
+    pub fn honor_hints(self, honor: bool) -> Self {
+        self.with(|s| s.honor_hints = honor)
+    }
+
+    /// The longest server-requested delay honoured as is (default 60 s).
+    pub fn max_hint(self, max: Duration) -> Self {
+        self.with(|s| s.max_hint = max)
+    }
+
+    /// What to do with a longer hint (default [`LongHint::Backoff`]).
+    pub fn long_hint(self, rule: LongHint) -> Self {
+        self.with(|s| s.long_hint = rule)
+    }
+
+    /// An overall time for all attempts of a request, counted from the call.
+    /// A delay that would end past it is not begun; the last response (or
+    /// error) is returned instead. Default: none.
+    pub fn deadline(self, deadline: Duration) -> Self {
+        self.with(|s| s.deadline = Some(deadline))
+    }
+
+    /// The most bytes of an error body read to classify it (default 64 KiB).
+    /// A larger body is classified by its status alone, and still handed on whole.
+    pub fn max_error_body(self, bytes: usize) -> Self {
+        self.with(|s| s.max_error_body = bytes)
+    }
+
+    /// How long reading an error body may take (default 5 s).
+    pub fn error_body_timeout(self, timeout: Duration) -> Self {
+        self.with(|s| s.error_body_timeout = timeout)
+    }
+
+    /// The largest request body kept for replay (default 16 MiB). A larger
+    /// request is sent once and not retried.
+    pub fn max_replay_body(self, bytes: u64) -> Self {
+        self.with(|s| s.max_replay_body = bytes)
+    }
+
+    /// When transport errors are retried (default [`TransportRetry::NotSentOrIdempotent`]).
+    pub fn transport_errors(self, rule: TransportRetry) -> Self {
+        self.with(|s| s.transport = rule)
+    }
+
+    /// Decides transport errors with your own predicate, in place of
+    /// [`transport_errors`](Self::transport_errors). A [`GateClosed`](crate::gate::GateClosed)
+    /// error is never retried, whatever the predicate says.
+    pub fn retry_transport_if<F>(self, predicate: F) -> Self
+    where
+        F: Fn(&(dyn StdError + 'static), &Method) -> bool + Send + Sync + 'static,
+    {
+        self.with(|s| s.transport_predicate = Some(Arc::new(predicate)))
+    }
+
+    /// Uses this retry budget (shared with whoever holds a clone of it).
+    pub fn budget(self, budget: RetryBudget) -> Self {
+        self.with(|s| s.budget = Some(budget))
+    }
+
+    /// Turns the retry budget off: every retryable failure is retried up to
+    /// the attempt limit. Only for tests and for comparison.
+    pub fn no_budget(self) -> Self {
+        self.with(|s| s.budget = None)
+    }
+
+    /// Checks this gate before every retry: no retry is sent while it is closed.
+    ///
+    /// Not needed when a [`StatusGateLayer`](crate::gate::StatusGateLayer)
+    /// wraps this layer (the gate is found in the request) or sits inside it
+    /// (each attempt passes through it).
+    pub fn gate(self, gate: StatusGate) -> Self {
+        self.with(|s| s.gate = Some(gate))
+    }
+}
+
+impl<S, C: Clone> Layer<S> for RetryLayer<C> {
+    type Service = Retry<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry::from_parts(inner, Arc::clone(&self.settings))
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for RetryLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
