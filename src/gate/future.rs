@@ -1,0 +1,143 @@
+//! The response futures of [`StatusGateService`](super::StatusGateService):
+//! either the inner call, or an answer ready at once. No boxing.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use tower::BoxError;
+
+use super::body::{response_503, GateBody};
+use super::error::GateClosed;
+use super::handle::StatusGate;
+
+/// A probe that succeeded (2xx) opens the gate locally.
+fn settle_probe<B>(probe: &mut Option<StatusGate>, resp: &Response<B>) {
+    if let Some(gate) = probe.take() {
+        if resp.status().is_success() {
+            gate.shared().probe_succeeded();
+        }
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, T> {
+        Forward { #[pin] fut: F, probe: Option<StatusGate> },
+        Ready { answer: Option<T> },
+    }
+}
+
+pin_project! {
+    /// Client-mode future: the inner call, or a [`GateClosed`] error at once.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F, GateClosed>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn forward(fut: F, probe: Option<StatusGate>) -> Self {
+        Self {
+            kind: Kind::Forward { fut, probe },
+        }
+    }
+
+    pub(crate) fn closed(closed: GateClosed) -> Self {
+        Self {
+            kind: Kind::Ready {
+                answer: Some(closed),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<B>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Forward { fut, probe } => {
+                let res = ready!(fut.poll(cx));
+                if let Ok(resp) = &res {
+                    settle_probe(probe, resp);
+                }
+                Poll::Ready(res.map_err(Into::into))
+            }
+            KindProj::Ready { answer } => Poll::Ready(Err(match answer.take() {
+                Some(closed) => closed.into(),
+                None => "ResponseFuture polled after completion".into(),
+            })),
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// Server-mode future: the inner call, or a 503 answer at once.
+    pub struct Respond503Future<F> {
+        #[pin]
+        kind: Kind<F, Response<Full<Bytes>>>,
+    }
+}
+
+impl<F> Respond503Future<F> {
+    pub(crate) fn forward(fut: F, probe: Option<StatusGate>) -> Self {
+        Self {
+            kind: Kind::Forward { fut, probe },
+        }
+    }
+
+    pub(crate) fn closed(resp: Response<Full<Bytes>>) -> Self {
+        Self {
+            kind: Kind::Ready { answer: Some(resp) },
+        }
+    }
+}
+
+impl<F, B, E> Future for Respond503Future<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body<Data = Bytes>,
+{
+    type Output = Result<Response<GateBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Forward { fut, probe } => {
+                let res = ready!(fut.poll(cx));
+                Poll::Ready(res.map(|resp| {
+                    settle_probe(probe, &resp);
+                    resp.map(GateBody::inner)
+                }))
+            }
+            KindProj::Ready { answer } => {
+                // Polled again after completion: answer another 503 rather than panic.
+                let resp = answer
+                    .take()
+                    .unwrap_or_else(|| response_503("status gate closed", Duration::from_secs(1)));
+                Poll::Ready(Ok(resp.map(GateBody::closed)))
+            }
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for Respond503Future<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Respond503Future").finish_non_exhaustive()
+    }
+}
