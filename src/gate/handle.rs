@@ -129,6 +129,21 @@ impl StatusGate {
         done.last.clone().ok_or(PollError::Stopped)
     }
 
+    /// Waits until the poller has finished at least one poll (the first one
+    /// starts when the gate is built) and returns the latest outcome. Useful
+    /// at start-up, before the gate has read the page.
+    pub async fn polled(&self) -> Result<PollOutcome, PollError> {
+        let Some(progress) = &self.inner.shared.progress else {
+            return Err(PollError::NoPoller);
+        };
+        let mut rx = progress.clone();
+        let done = rx
+            .wait_for(|p| p.completed >= 1)
+            .await
+            .map_err(|_| PollError::Stopped)?;
+        done.last.clone().ok_or(PollError::Stopped)
+    }
+
     /// A layer that holds requests back while this gate is closed.
     pub fn layer(&self) -> StatusGateLayer {
         StatusGateLayer::new(self.clone())

@@ -1,0 +1,247 @@
+//! A loopback Statuspage stand-in for the gate tests: real TCP on 127.0.0.1,
+//! a real hyper 1 server. It serves the real captures from
+//! `tests/fixtures/statuspage/` (or hostile replies), can be re-scripted while
+//! running, honours `If-None-Match`, and counts what it receives.
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// What the server answers with.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// 200 with this JSON body and ETag; 304 when `If-None-Match` matches it.
+    Page { body: Bytes, etag: Option<String> },
+    /// This status, content type and body.
+    Raw {
+        status: u16,
+        content_type: &'static str,
+        body: Bytes,
+    },
+    /// 200 with a streamed body of this many bytes and no content-length.
+    Huge(usize),
+    /// Accept the request and never answer.
+    Hang,
+}
+
+impl Reply {
+    /// A fixture served as a page with a made-up ETag derived from its name.
+    pub fn fixture(name: &str) -> Self {
+        Reply::Page {
+            body: fixture(name),
+            etag: Some(format!("W/\"{}\"", name.replace(['/', '.'], "-"))),
+        }
+    }
+
+    /// A page body with no ETag.
+    pub fn json(body: &str) -> Self {
+        Reply::Page {
+            body: Bytes::from(body.to_owned()),
+            etag: None,
+        }
+    }
+}
+
+/// Reads `tests/fixtures/statuspage/<name>`.
+pub fn fixture(name: &str) -> Bytes {
+    let path = format!(
+        "{}/tests/fixtures/statuspage/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}")))
+}
+
+struct State {
+    reply: Mutex<Reply>,
+    hits: AtomicUsize,
+    not_modified: AtomicUsize,
+    if_none_match: Mutex<Vec<Option<String>>>,
+    paths: Mutex<Vec<String>>,
+    times: Mutex<Vec<tokio::time::Instant>>,
+    hits_tx: watch::Sender<usize>,
+}
+
+/// A running status server.
+pub struct StatusServer {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl StatusServer {
+    /// Binds 127.0.0.1:0 and serves `reply`.
+    pub async fn start(reply: Reply) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            reply: Mutex::new(reply),
+            hits: AtomicUsize::new(0),
+            not_modified: AtomicUsize::new(0),
+            if_none_match: Mutex::new(Vec::new()),
+            paths: Mutex::new(Vec::new()),
+            times: Mutex::new(Vec::new()),
+            hits_tx: watch::Sender::new(0),
+        });
+        let st = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = Arc::clone(&st);
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| {
+                        let st = Arc::clone(&st);
+                        async move { Ok::<_, Infallible>(answer(&st, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state, task }
+    }
+
+    /// The base URL to give the gate.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Changes what the server answers from now on.
+    pub fn set(&self, reply: Reply) {
+        *self.state.reply.lock().unwrap() = reply;
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.state.hits.load(Ordering::SeqCst)
+    }
+
+    /// 304 answers sent so far.
+    pub fn not_modified(&self) -> usize {
+        self.state.not_modified.load(Ordering::SeqCst)
+    }
+
+    /// The `If-None-Match` of every request, in order.
+    pub fn if_none_match(&self) -> Vec<Option<String>> {
+        self.state.if_none_match.lock().unwrap().clone()
+    }
+
+    /// The path of every request, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.state.paths.lock().unwrap().clone()
+    }
+
+    /// When each request arrived (tokio's clock, so paused time counts).
+    pub fn times(&self) -> Vec<tokio::time::Instant> {
+        self.state.times.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests have arrived.
+    pub async fn wait_hits(&self, n: usize) {
+        let mut rx = self.state.hits_tx.subscribe();
+        rx.wait_for(|h| *h >= n).await.unwrap();
+    }
+}
+
+type ServerBody = Either<Full<Bytes>, Filler>;
+
+async fn answer(st: &State, req: Request<Incoming>) -> Response<ServerBody> {
+    let inm = req
+        .headers()
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    st.paths.lock().unwrap().push(req.uri().path().to_owned());
+    st.times.lock().unwrap().push(tokio::time::Instant::now());
+    st.if_none_match.lock().unwrap().push(inm.clone());
+    let n = st.hits.fetch_add(1, Ordering::SeqCst) + 1;
+    st.hits_tx.send_replace(n);
+    let reply = st.reply.lock().unwrap().clone();
+    match reply {
+        Reply::Page { body, etag } => {
+            if etag.is_some() && inm == etag {
+                st.not_modified.fetch_add(1, Ordering::SeqCst);
+                let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
+                *r.status_mut() = StatusCode::NOT_MODIFIED;
+                return r;
+            }
+            let mut r = Response::new(Either::Left(Full::new(body)));
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8".parse().unwrap(),
+            );
+            if let Some(tag) = etag {
+                r.headers_mut()
+                    .insert(http::header::ETAG, tag.parse().unwrap());
+            }
+            r
+        }
+        Reply::Raw {
+            status,
+            content_type,
+            body,
+        } => {
+            let mut r = Response::new(Either::Left(Full::new(body)));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap();
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
+            r
+        }
+        Reply::Huge(len) => Response::new(Either::Right(Filler { left: len })),
+        Reply::Hang => std::future::pending().await,
+    }
+}
+
+/// A streamed body: `{"status":` then spaces, in 64 KiB chunks, no length.
+pub struct Filler {
+    left: usize,
+}
+
+impl Body for Filler {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.left == 0 {
+            return Poll::Ready(None);
+        }
+        let n = self.left.min(64 * 1024);
+        self.left -= n;
+        let mut chunk = vec![b' '; n];
+        if n >= 10 {
+            chunk[..10].copy_from_slice(b"{\"status\":");
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+    }
+}
+
+/// A base URL on which nothing listens (connection refused).
+pub async fn refused_base_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
