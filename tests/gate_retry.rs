@@ -1,0 +1,175 @@
+//! RetryLayer and StatusGateLayer together on a hyper-util client, in both
+//! orders: once the status page reports an incident, no further attempt
+//! reaches the provider, and the caller gets the last real response.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[path = "support/status_server.rs"]
+mod status_server;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use status_server::{Reply, StatusServer};
+use tokio::time::Instant;
+use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tower_api_guard::backoff::{Backoff, Jitter as BackoffJitter};
+use tower_api_guard::gate::{GateClosed, GateStatus, Jitter, StatusGate, StatusGateLayer};
+use tower_api_guard::retry::{RetryInfo, RetryLayer, Stop};
+
+const OPERATIONAL: &str = "github_summary_operational_2019-12-30.json";
+const MAJOR: &str = "github_summary_major_outage_2020-04-02.json";
+
+fn overloaded() -> Reply {
+    Reply::Raw {
+        status: 529,
+        content_type: "application/json",
+        body: Bytes::from_static(
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        ),
+    }
+}
+
+/// Retries at 0, 5, 15, 35 and 75 s (the provider's recipe without jitter),
+/// no budget in the way.
+fn retry() -> RetryLayer {
+    RetryLayer::new()
+        .backoff(Backoff::provider_recipe().jitter(BackoffJitter::None))
+        .no_budget()
+}
+
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+fn find_gate_closed(err: &BoxError) -> Option<&GateClosed> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&**err);
+    while let Some(e) = source {
+        if let Some(closed) = e.downcast_ref::<GateClosed>() {
+            return Some(closed);
+        }
+        source = e.source();
+    }
+    None
+}
+
+struct Setup {
+    provider: StatusServer,
+    status: StatusServer,
+    gate: StatusGate,
+}
+
+async fn setup() -> Setup {
+    let provider = StatusServer::start(overloaded()).await;
+    let status = StatusServer::start(Reply::fixture(OPERATIONAL)).await;
+    let gate = StatusGate::builder()
+        .base_url(status.base_url())
+        .jitter(Jitter::none())
+        .build()
+        .unwrap();
+    gate.polled().await.unwrap();
+    // The incident starts now; the gate reads it at its next poll, at 30 s.
+    status.set(Reply::fixture(MAJOR));
+    Setup {
+        provider,
+        status,
+        gate,
+    }
+}
+
+/// Sends one request; checks no attempt reached the provider after the gate
+/// closed, and that the caller got the last 529 with the reason.
+async fn no_attempt_after_close<S>(s: Setup, mut svc: S, gate_outside: bool)
+where
+    S: Service<
+        Request<Full<Bytes>>,
+        Response = http::Response<tower_api_guard::retry::ResponseBody<hyper::body::Incoming>>,
+    >,
+    S::Error: Into<BoxError>,
+{
+    let mut rx = s.gate.subscribe();
+    let closed_at = tokio::spawn(async move {
+        rx.wait_for(|st| matches!(st, GateStatus::Closed(_)))
+            .await
+            .unwrap();
+        Instant::now()
+    });
+    let t0 = Instant::now();
+    let uri = format!("{}/v1/messages", s.provider.base_url());
+    let req = Request::post(uri)
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let resp = svc
+        .ready()
+        .await
+        .map_err(Into::into)
+        .unwrap()
+        .call(req)
+        .await
+        .map_err(Into::into)
+        .unwrap();
+    assert_eq!(resp.status(), 529);
+    let info = RetryInfo::of(&resp);
+    assert_eq!(info.stop, Stop::GateClosed);
+    if gate_outside {
+        // With the gate inside, the retry layer's count includes the attempt
+        // the gate refused; what reached the provider is checked below.
+        assert_eq!(info.attempts, 3);
+    }
+    let closed_at = closed_at.await.unwrap();
+    assert_eq!(closed_at - t0, Duration::from_secs(30));
+    let hits = s.provider.times();
+    assert_eq!(hits.len(), 3);
+    assert!(
+        hits.iter().all(|t| *t < closed_at),
+        "an attempt reached the provider after the gate closed"
+    );
+
+    // Later requests do not reach the provider at all.
+    let uri = format!("{}/v1/messages", s.provider.base_url());
+    let req = Request::post(uri)
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    let err: BoxError = svc
+        .ready()
+        .await
+        .map_err(Into::into)
+        .unwrap()
+        .call(req)
+        .await
+        .map_err(Into::into)
+        .unwrap_err();
+    assert!(find_gate_closed(&err).is_some(), "{err}");
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(s.provider.hits(), 3);
+    assert!(s.status.hits() >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn gate_outside_retry() {
+    let s = setup().await;
+    let svc = ServiceBuilder::new()
+        .layer(StatusGateLayer::new(s.gate.clone()))
+        .layer(retry())
+        .service(client());
+    no_attempt_after_close(s, svc, true).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn gate_inside_retry() {
+    let s = setup().await;
+    let svc = ServiceBuilder::new()
+        .layer(retry())
+        .layer(StatusGateLayer::new(s.gate.clone()))
+        .service(client());
+    no_attempt_after_close(s, svc, false).await;
+}
