@@ -131,19 +131,43 @@ impl<B: Body> Body for ResponseBody<B> {
     }
 }
 
-/// How far the read of an error body got.
+/// How far a [`Prefetch`] got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReadOutcome {
+    /// The body ended within the cap.
     Complete,
+    /// The watch saw enough before the body ended.
+    Enough,
+    /// The body went over the cap.
     TooLarge,
+    /// The body failed, stalled past the time bound, or its data is not contiguous.
     Unreadable,
 }
 
+/// Looks at the bytes of a body as a [`Prefetch`] reads them.
+pub(crate) trait Watch {
+    /// Takes the next chunk of data; `true` when it has seen enough.
+    fn feed(&mut self, chunk: &[u8]) -> bool;
+}
+
+/// Keeps every byte: for error bodies, classified once complete.
+#[derive(Debug, Default)]
+pub(crate) struct Collect(pub(crate) Vec<u8>);
+
+impl Watch for Collect {
+    fn feed(&mut self, chunk: &[u8]) -> bool {
+        self.0.extend_from_slice(chunk);
+        false
+    }
+}
+
 pin_project! {
-    /// Reads an error body up to `cap` bytes, within `timeout`, keeping every
-    /// frame so that nothing is lost when the response is handed on.
-    pub(crate) struct Prefetch<B: Body> {
+    /// Reads the start of a body, up to `cap` bytes and within `timeout`,
+    /// until the watch has seen enough or the body ends, keeping every frame
+    /// so that nothing is lost when the response is handed on.
+    pub(crate) struct Prefetch<B: Body, W> {
         held: Option<Held<B>>,
+        watch: Option<W>,
         len: usize,
         cap: usize,
         #[pin]
@@ -151,14 +175,15 @@ pin_project! {
     }
 }
 
-impl<B: Body> Prefetch<B> {
-    pub(crate) fn new(body: B, cap: usize, timeout: Duration) -> Self {
+impl<B: Body, W> Prefetch<B, W> {
+    pub(crate) fn new(body: B, watch: W, cap: usize, timeout: Duration) -> Self {
         Self {
             held: Some(Held {
                 frames: VecDeque::new(),
                 error: None,
                 rest: Some(Box::pin(body)),
             }),
+            watch: Some(watch),
             len: 0,
             cap,
             timeout: tokio::time::sleep(timeout),
@@ -166,23 +191,21 @@ impl<B: Body> Prefetch<B> {
     }
 }
 
-impl<B: Body> Future for Prefetch<B> {
-    type Output = Prefetched<B>;
+impl<B: Body, W: Watch> Future for Prefetch<B, W> {
+    type Output = Option<Prefetched<B, W>>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Prefetched<B>> {
+    /// `None` only when polled again after completion.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let Some(held) = this.held.as_mut() else {
-            // Polled after completion: report an empty, unreadable body.
-            return Poll::Ready(Prefetched::empty());
+        let (Some(held), Some(watch)) = (this.held.as_mut(), this.watch.as_mut()) else {
+            return Poll::Ready(None);
         };
         let outcome = loop {
             let Some(rest) = held.rest.as_mut() else {
                 break ReadOutcome::Complete;
             };
-            let hint = rest.size_hint();
-            if *this.len > *this.cap
-                || hint.lower() > (*this.cap - (*this.len).min(*this.cap)) as u64
-            {
+            let room = this.cap.saturating_sub(*this.len) as u64;
+            if *this.len > *this.cap || rest.size_hint().lower() > room {
                 break ReadOutcome::TooLarge;
             }
             let frame = match rest.as_mut().poll_frame(cx) {
@@ -195,10 +218,25 @@ impl<B: Body> Future for Prefetch<B> {
             match frame {
                 None => held.rest = None,
                 Some(Ok(frame)) => {
-                    if let Some(data) = frame.data_ref() {
-                        *this.len = this.len.saturating_add(data.remaining());
-                    }
+                    let (enough, opaque) = match frame.data_ref() {
+                        Some(data) => {
+                            let chunk = data.chunk();
+                            *this.len = this.len.saturating_add(data.remaining());
+                            let opaque = chunk.len() != data.remaining();
+                            (!opaque && watch.feed(chunk), opaque)
+                        }
+                        None => (false, false),
+                    };
                     held.frames.push_back(frame);
+                    if opaque {
+                        break ReadOutcome::Unreadable;
+                    }
+                    if *this.len > *this.cap {
+                        break ReadOutcome::TooLarge;
+                    }
+                    if enough {
+                        break ReadOutcome::Enough;
+                    }
                 }
                 Some(Err(error)) => {
                     held.error = Some(error);
@@ -207,65 +245,31 @@ impl<B: Body> Future for Prefetch<B> {
                 }
             }
         };
-        let held = this.held.take().unwrap_or_else(Held::empty);
-        let bytes = match outcome {
-            ReadOutcome::Complete => contiguous(&held.frames),
-            _ => None,
-        };
-        Poll::Ready(Prefetched {
-            held,
-            outcome,
-            bytes,
-        })
-    }
-}
-
-/// The data of `frames` copied into one buffer (at most the cap, on the error path).
-/// `None` when a frame's buffer is not contiguous.
-fn contiguous<D: Buf>(frames: &VecDeque<Frame<D>>) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    for data in frames.iter().filter_map(Frame::data_ref) {
-        let chunk = data.chunk();
-        if chunk.len() != data.remaining() {
-            return None;
-        }
-        out.extend_from_slice(chunk);
-    }
-    Some(out)
-}
-
-impl<B: Body> Held<B> {
-    fn empty() -> Self {
-        Self {
-            frames: VecDeque::new(),
-            error: None,
-            rest: None,
+        match (this.held.take(), this.watch.take()) {
+            (Some(held), Some(watch)) => Poll::Ready(Some(Prefetched {
+                held,
+                outcome,
+                watch,
+            })),
+            _ => Poll::Ready(None),
         }
     }
 }
 
 /// The result of a [`Prefetch`].
-pub(crate) struct Prefetched<B: Body> {
+pub(crate) struct Prefetched<B: Body, W> {
     pub(crate) held: Held<B>,
     pub(crate) outcome: ReadOutcome,
-    bytes: Option<Vec<u8>>,
+    pub(crate) watch: W,
 }
 
-impl<B: Body> Prefetched<B> {
-    fn empty() -> Self {
-        Self {
-            held: Held::empty(),
-            outcome: ReadOutcome::Unreadable,
-            bytes: None,
-        }
-    }
-
-    /// The view the classifier gets.
+impl<B: Body> Prefetched<B, Collect> {
+    /// The view the classifier gets of an error body.
     pub(crate) fn view(&self) -> ErrorBody<'_> {
-        match (self.outcome, &self.bytes) {
-            (ReadOutcome::Complete, Some(bytes)) => ErrorBody::Complete(bytes),
-            (ReadOutcome::TooLarge, _) => ErrorBody::TooLarge,
-            _ => ErrorBody::Unreadable,
+        match self.outcome {
+            ReadOutcome::Complete | ReadOutcome::Enough => ErrorBody::Complete(&self.watch.0),
+            ReadOutcome::TooLarge => ErrorBody::TooLarge,
+            ReadOutcome::Unreadable => ErrorBody::Unreadable,
         }
     }
 }

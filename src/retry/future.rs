@@ -12,13 +12,14 @@ use tokio::time::{Instant, Sleep};
 use tower::Service;
 use tracing::Span;
 
-use super::body::{Prefetch, ResponseBody};
+use super::body::{Collect, Prefetch, Prefetched, ResponseBody};
 use super::control::RetryControl;
 use super::info::{RetryInfo, Stop};
 use super::policy::{find, HintDecision, Settings};
 use super::replay::{BufferOutcome, Buffering, Replay, ReplayBody};
+use super::stream_start::FirstEvent;
 use super::template::{Source, Template};
-use crate::classify::{Classify, Head, RetryReason, Verdict};
+use crate::classify::{Classify, ErrorBody, Head, RetryReason, Verdict};
 use crate::gate::{GateClosed, StatusGate};
 use crate::hint::delay_hint;
 use crate::BoxError;
@@ -53,7 +54,9 @@ pin_project! {
         // An attempt is in flight.
         Calling { #[pin] future: F },
         // Reading an error body to classify it.
-        Reading { parts: Option<http::response::Parts>, #[pin] prefetch: Prefetch<ResB> },
+        Reading { parts: Option<http::response::Parts>, #[pin] prefetch: Prefetch<ResB, Collect> },
+        // Holding back an event stream until its first event.
+        Peeking { parts: Option<http::response::Parts>, #[pin] prefetch: Prefetch<ResB, FirstEvent> },
         // Backing off before the next attempt.
         Sleeping { #[pin] sleep: Sleep },
         Done,
@@ -238,18 +241,8 @@ where
                         Ok(response) => run.on_response(response),
                         Err(error) => run.on_error(error.into()),
                     };
-                    match step {
-                        Step::Return(outcome) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(outcome);
-                        }
-                        Step::Read(parts, prefetch) => this.state.set(State::Reading {
-                            parts: Some(parts),
-                            prefetch,
-                        }),
-                        Step::Sleep(delay) => this.state.set(State::Sleeping {
-                            sleep: tokio::time::sleep(delay),
-                        }),
+                    if let Some(outcome) = step.apply(this.state.as_mut()) {
+                        return Poll::Ready(outcome);
                     }
                 }
                 StateProj::Reading { parts, prefetch } => {
@@ -257,32 +250,44 @@ where
                         let _entered = run.span.enter();
                         ready!(prefetch.poll(cx))
                     };
-                    let Some(parts) = parts.take() else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err("retry: response polled after completion".into()));
-                    };
-                    let verdict = run.settings.classifier.classify_body(
-                        parts.status,
-                        &parts.headers,
-                        prefetched.view(),
-                    );
-                    let response = Response::from_parts(parts, ResponseBody::held(prefetched.held));
-                    let step = match verdict {
-                        Verdict::Final => Step::Return(Ok(run.finish(response, Stop::Final))),
-                        Verdict::Retry(reason) => run.plan(reason, Ok(response)),
-                    };
-                    match step {
-                        Step::Sleep(delay) => this.state.set(State::Sleeping {
-                            sleep: tokio::time::sleep(delay),
-                        }),
-                        Step::Return(outcome) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(outcome);
+                    let step = match (parts.take(), prefetched) {
+                        (Some(parts), Some(prefetched)) => {
+                            let verdict = run.settings.classifier.classify_body(
+                                parts.status,
+                                &parts.headers,
+                                prefetched.view(),
+                            );
+                            run.on_verdict(parts, prefetched, verdict)
                         }
-                        Step::Read(..) => {
-                            this.state.set(State::Done);
-                            return Poll::Ready(Err("retry: unexpected second read".into()));
+                        _ => Step::Return(Err(polled_after_completion())),
+                    };
+                    if let Some(outcome) = step.apply(this.state.as_mut()) {
+                        return Poll::Ready(outcome);
+                    }
+                }
+                StateProj::Peeking { parts, prefetch } => {
+                    let prefetched = {
+                        let _entered = run.span.enter();
+                        ready!(prefetch.poll(cx))
+                    };
+                    let step = match (parts.take(), prefetched) {
+                        (Some(parts), Some(prefetched)) => {
+                            let verdict = match prefetched.first_event() {
+                                Some(event) if event.name == b"error" => {
+                                    run.settings.classifier.classify_body(
+                                        parts.status,
+                                        &parts.headers,
+                                        ErrorBody::Complete(&event.data),
+                                    )
+                                }
+                                _ => Verdict::Final,
+                            };
+                            run.on_verdict(parts, prefetched, verdict)
                         }
+                        _ => Step::Return(Err(polled_after_completion())),
+                    };
+                    if let Some(outcome) = step.apply(this.state.as_mut()) {
+                        return Poll::Ready(outcome);
                     }
                 }
                 StateProj::Sleeping { sleep } => {
@@ -299,11 +304,40 @@ where
     }
 }
 
+fn polled_after_completion() -> BoxError {
+    "retry: response future polled after completion".into()
+}
+
 /// What to do after an attempt's outcome.
 enum Step<B: Body> {
     Return(Outcome<B>),
-    Read(http::response::Parts, Prefetch<B>),
+    Read(http::response::Parts, Prefetch<B, Collect>),
+    Peek(http::response::Parts, Prefetch<B, FirstEvent>),
     Sleep(Duration),
+}
+
+impl<B: Body> Step<B> {
+    /// Moves `state` on; the outcome when the future is done.
+    fn apply<F, ReqB: Body>(self, mut state: Pin<&mut State<F, ReqB, B>>) -> Option<Outcome<B>> {
+        match self {
+            Step::Return(outcome) => {
+                state.set(State::Done);
+                return Some(outcome);
+            }
+            Step::Read(parts, prefetch) => state.set(State::Reading {
+                parts: Some(parts),
+                prefetch,
+            }),
+            Step::Peek(parts, prefetch) => state.set(State::Peeking {
+                parts: Some(parts),
+                prefetch,
+            }),
+            Step::Sleep(delay) => state.as_mut().set(State::Sleeping {
+                sleep: tokio::time::sleep(delay),
+            }),
+        }
+        None
+    }
 }
 
 impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
@@ -348,16 +382,25 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
             .classifier
             .classify_head(response.status(), response.headers());
         let response = match head {
-            Head::Final => {
-                return Step::Return(Ok(
-                    self.finish(response.map(ResponseBody::passthrough), Stop::Final)
-                ))
+            Head::Final if self.watch_stream_start(&response) => {
+                let policy = &self.settings.policy;
+                let (parts, body) = response.into_parts();
+                let prefetch = Prefetch::new(
+                    body,
+                    FirstEvent::default(),
+                    policy.stream_start_cap,
+                    policy.stream_start_timeout,
+                );
+                return Step::Peek(parts, prefetch);
             }
-            _ if self.can_retry().is_some() => {
+            Head::Final => {
+                let response = response.map(ResponseBody::passthrough);
+                return Step::Return(Ok(self.finish(response, Stop::Final)));
+            }
+            Head::Retry(_) | Head::ReadBody if self.can_retry().is_some() => {
                 let stop = self.can_retry().unwrap_or(Stop::Final);
-                return Step::Return(Ok(
-                    self.finish(response.map(ResponseBody::passthrough), stop)
-                ));
+                let response = response.map(ResponseBody::passthrough);
+                return Step::Return(Ok(self.finish(response, stop)));
             }
             Head::Retry(reason) => {
                 return self.plan(reason, Ok(response.map(ResponseBody::passthrough)))
@@ -368,8 +411,41 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         let (parts, body) = response.into_parts();
         Step::Read(
             parts,
-            Prefetch::new(body, policy.max_error_body, policy.error_body_timeout),
+            Prefetch::new(
+                body,
+                Collect::default(),
+                policy.max_error_body,
+                policy.error_body_timeout,
+            ),
         )
+    }
+
+    /// Whether this success is an event stream whose first event should be
+    /// seen before it is handed on.
+    fn watch_stream_start(&self, response: &Response<ResB>) -> bool {
+        self.settings.policy.stream_start
+            && response.status().is_success()
+            && self.can_retry().is_none()
+            && response
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.split(';').next())
+                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/event-stream"))
+    }
+
+    /// Hands the read response on, or plans its retry.
+    fn on_verdict<W>(
+        &mut self,
+        parts: http::response::Parts,
+        prefetched: Prefetched<ResB, W>,
+        verdict: Verdict,
+    ) -> Step<ResB> {
+        let response = Response::from_parts(parts, ResponseBody::held(prefetched.held));
+        match verdict {
+            Verdict::Final => Step::Return(Ok(self.finish(response, Stop::Final))),
+            Verdict::Retry(reason) => self.plan(reason, Ok(response)),
+        }
     }
 
     fn on_error(&mut self, error: BoxError) -> Step<ResB> {

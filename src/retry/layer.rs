@@ -32,6 +32,7 @@ use crate::gate::StatusGate;
 /// | error body cap | 64 KiB, read within 5 s | provider error bodies are well under 1 KiB |
 /// | replay cap | 16 MiB | above it, holding a copy costs more than a retry is worth |
 /// | transport errors | retried when not sent or idempotent | a POST that reached the server is not sent twice |
+/// | stream start | off; when on, 64 KiB within 10 s | opt-in: it holds back the stream's first event |
 #[derive(Clone)]
 #[must_use]
 pub struct RetryLayer<C = AnthropicClassifier> {
@@ -55,6 +56,9 @@ impl RetryLayer<AnthropicClassifier> {
                     max_error_body: 64 * 1024,
                     error_body_timeout: Duration::from_secs(5),
                     max_replay_body: 16 * 1024 * 1024,
+                    stream_start: false,
+                    stream_start_cap: 64 * 1024,
+                    stream_start_timeout: Duration::from_secs(10),
                     transport: TransportRetry::NotSentOrIdempotent,
                     transport_predicate: None,
                     budget: Some(RetryBudget::default()),
@@ -152,6 +156,35 @@ impl<C: Clone> RetryLayer<C> {
     /// request is sent once and not retried.
     pub fn max_replay_body(self, bytes: u64) -> Self {
         self.with(|s| s.max_replay_body = bytes)
+    }
+
+    /// Retries a `text/event-stream` success whose first meaningful event is a
+    /// retryable `error` event (default off).
+    ///
+    /// The provider's streaming endpoint can answer 200 and then send
+    /// `event: error` with `overloaded_error` as its first event. With this on,
+    /// the layer holds back such a stream until its first event (comments,
+    /// blank lines and `ping` events skipped) has arrived, within
+    /// [`stream_start_cap`](Self::stream_start_cap) bytes and
+    /// [`stream_start_timeout`](Self::stream_start_timeout). A retryable error
+    /// event (as the classifier judges its data) is retried like any other
+    /// failure; otherwise the caller gets the whole stream byte-identical, the
+    /// held-back bytes first. An error after content has been handed on is
+    /// never retried.
+    pub fn retry_stream_start(self, enabled: bool) -> Self {
+        self.with(|s| s.stream_start = enabled)
+    }
+
+    /// The most bytes held back while waiting for a stream's first event
+    /// (default 64 KiB). A larger first event is passed through, unclassified.
+    pub fn stream_start_cap(self, bytes: usize) -> Self {
+        self.with(|s| s.stream_start_cap = bytes)
+    }
+
+    /// How long to wait for a stream's first event (default 10 s). A stream
+    /// that stalls longer is passed through as it is.
+    pub fn stream_start_timeout(self, timeout: Duration) -> Self {
+        self.with(|s| s.stream_start_timeout = timeout)
     }
 
     /// When transport errors are retried (default [`TransportRetry::NotSentOrIdempotent`]).

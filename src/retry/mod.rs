@@ -63,6 +63,7 @@ mod layer;
 mod policy;
 mod replay;
 mod service;
+mod stream_start;
 mod template;
 
 pub use body::ResponseBody;

@@ -67,6 +67,9 @@ pub(crate) struct Policy {
     pub(crate) max_error_body: usize,
     pub(crate) error_body_timeout: Duration,
     pub(crate) max_replay_body: u64,
+    pub(crate) stream_start: bool,
+    pub(crate) stream_start_cap: usize,
+    pub(crate) stream_start_timeout: Duration,
     pub(crate) transport: TransportRetry,
     pub(crate) transport_predicate: Option<TransportPredicate>,
     pub(crate) budget: Option<RetryBudget>,
@@ -86,6 +89,9 @@ impl fmt::Debug for Policy {
             .field("max_error_body", &self.max_error_body)
             .field("error_body_timeout", &self.error_body_timeout)
             .field("max_replay_body", &self.max_replay_body)
+            .field("stream_start", &self.stream_start)
+            .field("stream_start_cap", &self.stream_start_cap)
+            .field("stream_start_timeout", &self.stream_start_timeout)
             .field("transport", &self.transport)
             .field("transport_predicate", &self.transport_predicate.is_some())
             .field("budget", &self.budget)
