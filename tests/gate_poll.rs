@@ -224,6 +224,38 @@ async fn builder_refuses_bad_settings() {
 }
 
 #[test]
+fn handles_and_services_are_send_sync_and_clone() {
+    fn assert_all<T: Send + Sync + Clone + 'static>() {}
+    assert_all::<StatusGate>();
+    assert_all::<tower_api_guard::gate::GateClosed>();
+    assert_all::<StatusGateLayer>();
+    assert_all::<
+        tower_api_guard::gate::StatusGateService<
+            tower::util::BoxCloneSyncService<Request<()>, Response<()>, Infallible>,
+        >,
+    >();
+}
+
+/// HTTPS works out of the box: the rustls client builds (no crypto-provider
+/// panic) and a poll fails cleanly where nothing listens.
+#[cfg(feature = "rustls")]
+#[tokio::test(start_paused = true)]
+async fn https_base_url_builds_with_rustls() {
+    let base = status_server::refused_base_url()
+        .await
+        .replace("http://", "https://");
+    let gate = StatusGate::builder().base_url(base).build().unwrap();
+    let PollOutcome::Failed(e) = gate.polled().await.unwrap() else {
+        panic!("nothing listens there");
+    };
+    assert_eq!(
+        *e.kind(),
+        tower_api_guard::gate::FetchErrorKind::Connect,
+        "{e}"
+    );
+}
+
+#[test]
 fn build_outside_a_runtime_is_an_error_not_a_panic() {
     let err = StatusGate::builder()
         .base_url("http://127.0.0.1:9")

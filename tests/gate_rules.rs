@@ -274,3 +274,37 @@ fn webhook_captures_parse() {
         assert!(matches!(hook.event, WebhookEvent::Incident(_)), "{name}");
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Whatever the bytes, the parsers answer `Ok` or a typed error, never a panic.
+    #[test]
+    fn parsers_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1024)) {
+        let _ = parse_summary(&bytes);
+        let _ = parse_status(&bytes);
+        let _ = parse_webhook(&bytes);
+    }
+
+    /// Any prefix of a real capture is either the whole page or a typed error.
+    #[test]
+    fn truncated_captures_are_errors(cut in 0usize..1_000_000, which in 0usize..4) {
+        let name = [
+            MAJOR,
+            INSTRUCTURE,
+            DOCS_MAINT,
+            "webhooks/incident_update.json",
+        ][which];
+        let full = fixture(name);
+        // Without trailing whitespace, every proper prefix is incomplete JSON.
+        let end = full.iter().rposition(|b| !b.is_ascii_whitespace()).unwrap() + 1;
+        let body = full.slice(..end);
+        let cut = cut % body.len();
+        let prefix = &body[..cut];
+        if which == 3 {
+            proptest::prop_assert!(parse_webhook(prefix).is_err());
+        } else {
+            proptest::prop_assert!(parse_summary(prefix).is_err());
+        }
+    }
+}
