@@ -52,6 +52,40 @@
 //! # Ok(()) }
 //! ```
 
+//! # With the retry layer
+//!
+//! Put the gate outside the retry layer. A closed gate then refuses a request
+//! before the retry layer buffers its body or spends budget on it; the retry
+//! layer finds the gate in the request's extensions and checks it before each
+//! retry, so no retry is sent into an incident and the caller gets the last
+//! real response. The other order is safe too (a [`GateClosed`] error is
+//! never retried), but each refused retry then counts as an attempt.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper_util::client::legacy::{connect::HttpConnector, Client};
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::ServiceBuilder;
+//! use tower_api_guard::gate::{StatusGate, StatusGateLayer};
+//! use tower_api_guard::retry::RetryLayer;
+//!
+//! # #[tokio::main] async fn main() -> Result<(), tower::BoxError> {
+//! let gate = StatusGate::builder()
+//!     .base_url("https://status.anthropic.com")
+//!     .watch_component("Claude API")
+//!     .build()?;
+//! // Use an HTTPS connector (e.g. hyper-rustls) for the real API.
+//! let client: Client<HttpConnector, Full<Bytes>> =
+//!     Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+//! let api = ServiceBuilder::new()
+//!     .layer(StatusGateLayer::new(gate.clone())) // outside: refuses first
+//!     .layer(RetryLayer::new())                  // inside: checks the gate before each retry
+//!     .service(client);
+//! # let _ = api;
+//! # Ok(()) }
+//! ```
+
 mod body;
 mod builder;
 mod decide;
