@@ -29,19 +29,58 @@ pub static RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms"
 /// `x-should-retry`: the server's own verdict, `true` or `false`.
 pub static X_SHOULD_RETRY: HeaderName = HeaderName::from_static("x-should-retry");
 
+/// `grpc-retry-pushback-ms`: a gRPC server's delay before the next attempt,
+/// in whole milliseconds.
+pub static GRPC_RETRY_PUSHBACK_MS: HeaderName = HeaderName::from_static("grpc-retry-pushback-ms");
+
 /// The delay the server asks for, if any: `retry-after-ms` (float
 /// milliseconds), else `retry-after` (float seconds, else an HTTP-date
-/// relative to `now`).
+/// relative to `now`), else gRPC's `grpc-retry-pushback-ms`
+/// ([`grpc_retry_pushback`]).
 ///
 /// A finite value too large for a [`Duration`] is [`Duration::MAX`], so that a
 /// bound on hints rejects it.
 pub fn delay_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    if let Some(ms) = header_str(headers, &RETRY_AFTER_MS).and_then(parse_positive_f64) {
-        return Some(duration_from_secs(ms / 1000.0));
+    http_delay_hint(headers, now).or_else(|| grpc_retry_pushback(headers))
+}
+
+/// The delay a gRPC server asks for in `grpc-retry-pushback-ms`: a whole,
+/// positive number of milliseconds. Anything else is absent (a negative or
+/// unparseable value is the server asking for no retry at all, which a
+/// classifier decides; `0` means no delay, which hints never yield).
+///
+/// ```
+/// use std::time::Duration;
+/// use http::HeaderMap;
+/// use tower_api_guard::hint::grpc_retry_pushback;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("grpc-retry-pushback-ms", "1500".parse().unwrap());
+/// assert_eq!(grpc_retry_pushback(&headers), Some(Duration::from_millis(1500)));
+/// headers.insert("grpc-retry-pushback-ms", "-1".parse().unwrap());
+/// assert_eq!(grpc_retry_pushback(&headers), None);
+/// ```
+pub fn grpc_retry_pushback(headers: &HeaderMap) -> Option<Duration> {
+    let value = header_str(headers, &GRPC_RETRY_PUSHBACK_MS)?.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: only an overflow fails, and that is a delay past any bound.
+    let ms = value.parse::<u64>().unwrap_or(u64::MAX);
+    (ms > 0).then(|| Duration::from_millis(ms))
+}
+
+/// `retry-after-ms`, else `retry-after`.
+fn http_delay_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(delay) = header_str(headers, &RETRY_AFTER_MS)
+        .and_then(parse_positive_f64)
+        .and_then(|ms| duration_from_secs(ms / 1000.0))
+    {
+        return Some(delay);
     }
     let value = header_str(headers, &RETRY_AFTER)?;
     if let Some(secs) = parse_positive_f64(value) {
-        return Some(duration_from_secs(secs));
+        return duration_from_secs(secs);
     }
     let date = httpdate::parse_http_date(value).ok()?;
     date.duration_since(now)
@@ -73,8 +112,10 @@ fn parse_positive_f64(value: &str) -> Option<f64> {
     (number.is_finite() && number > 0.0).then_some(number)
 }
 
-fn duration_from_secs(secs: f64) -> Duration {
-    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+/// The delay, or nothing when it rounds to zero (below a nanosecond): a hint
+/// is never an immediate retry.
+fn duration_from_secs(secs: f64) -> Option<Duration> {
+    Some(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)).filter(|d| !d.is_zero())
 }
 
 #[cfg(test)]
@@ -156,6 +197,25 @@ mod tests {
             http::HeaderValue::from_bytes(b"\xff1").unwrap(),
         );
         assert_eq!(delay_hint(&map, SystemTime::UNIX_EPOCH), None);
+    }
+
+    #[test]
+    fn grpc_pushback_is_the_last_resort() {
+        assert_eq!(
+            hint(&[("grpc-retry-pushback-ms", "250")]),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            hint(&[("grpc-retry-pushback-ms", "250"), ("retry-after", "2")]),
+            Some(Duration::from_secs(2))
+        );
+        for bad in ["-1", "0", "", "1.5", "soon", "+5", " 1 2"] {
+            assert_eq!(hint(&[("grpc-retry-pushback-ms", bad)]), None, "{bad:?}");
+        }
+        assert_eq!(
+            hint(&[("grpc-retry-pushback-ms", "99999999999999999999999")]),
+            Some(Duration::from_millis(u64::MAX))
+        );
     }
 
     #[test]

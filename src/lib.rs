@@ -14,6 +14,8 @@ pub mod budget;
 pub mod classify;
 pub mod gate;
 pub mod hint;
+#[cfg(any(feature = "tonic", feature = "reqwest", feature = "axum"))]
+pub mod integration;
 pub mod retry;
 pub mod status_page;
 
