@@ -414,3 +414,26 @@ async fn tracing_events_on_state_changes_only() {
     assert!(lines[0].contains("status gate closed") && lines[0].contains("incident"));
     assert!(lines[1].contains("status gate open"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn probe_reopens_a_gate_closed_by_an_unreadable_page() {
+    let server = StatusServer::start(Reply::Raw {
+        status: 502,
+        content_type: "text/html",
+        body: Bytes::from_static(b"<html>bad gateway</html>"),
+    })
+    .await;
+    let gate = StatusGate::builder()
+        .base_url(server.base_url())
+        .when_unreadable(tower_api_guard::gate::Unreadable::Close)
+        .probe_every(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    gate.polled().await.unwrap();
+    assert_eq!(gate.check().unwrap_err().cause(), CloseCause::Unreadable);
+    let upstream = Upstream::default();
+    let mut svc = gate.layer().layer(upstream.service());
+    assert!(svc.ready().await.unwrap().call(req()).await.is_ok());
+    assert!(gate.check().is_ok(), "a successful probe opens the gate");
+    assert_eq!(upstream.calls(), 1);
+}

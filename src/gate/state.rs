@@ -275,6 +275,7 @@ impl Shared {
         let page = match (&ctl.failing, self.unreadable) {
             (None, _) => self.page_verdict(ctl),
             (Some(_), Unreadable::StayOpen) => None,
+            (Some(_), Unreadable::Close) if ctl.probe_open => None,
             (Some(err), Unreadable::Close) => {
                 return Some(closed(
                     CloseCause::Unreadable,
