@@ -223,6 +223,38 @@ async fn builder_refuses_bad_settings() {
     assert_eq!(zero, BuildError::ZeroDuration("request timeout"));
 }
 
+/// A caller's own tower HTTP service fetches the page instead of the built-in
+/// client (here an in-memory one, so no socket is involved at all).
+#[tokio::test(start_paused = true)]
+async fn fetches_with_a_callers_http_service() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&calls);
+    let http = service_fn(move |req: Request<http_body_util::Empty<bytes::Bytes>>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(req.uri(), "https://status.example.test/api/v2/summary.json");
+        assert_eq!(req.headers()["accept"], "application/json");
+        async move {
+            Ok::<_, Infallible>(Response::new(http_body_util::Full::new(
+                status_server::fixture(MAJOR),
+            )))
+        }
+    });
+    let gate = StatusGate::builder()
+        .base_url("https://status.example.test")
+        .http_service(http)
+        .build()
+        .unwrap();
+    assert!(matches!(gate.polled().await.unwrap(), PollOutcome::Page));
+    assert_eq!(
+        gate.check().unwrap_err().indicator(),
+        Some(&Indicator::Major)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn handles_and_services_are_send_sync_and_clone() {
     fn assert_all<T: Send + Sync + Clone + 'static>() {}

@@ -2,6 +2,13 @@
 //! a real hyper 1 server. It serves the real captures from
 //! `tests/fixtures/statuspage/` (or hostile replies), can be re-scripted while
 //! running, honours `If-None-Match`, and counts what it receives.
+//!
+//! It runs on the test's own runtime, so the tests can use tokio's paused
+//! clock: a loopback write makes the peer socket readable before the write
+//! returns, so whenever the runtime is idle and auto-advances time, no
+//! loopback I/O is still in flight and no timeout fires early. (Checked by
+//! running the suites repeatedly and concurrently; the hostile-page tests
+//! assert exact virtual durations, which would catch an early timeout.)
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
