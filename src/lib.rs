@@ -19,5 +19,9 @@ pub mod integration;
 pub mod retry;
 pub mod status_page;
 
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The boxed error the layers return, as in tower.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -450,6 +450,8 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
 
     fn on_error(&mut self, error: BoxError) -> Step<ResB> {
         if find::<GateClosed>(&*error).is_some() {
+            // The gate answered: this attempt never went upstream.
+            self.attempt = self.attempt.saturating_sub(1);
             // Never retried. When a retry met the closed gate, the caller gets
             // the last real outcome rather than the gate's error.
             return Step::Return(match self.last.take() {
