@@ -50,6 +50,14 @@ impl GateStatus {
     pub fn is_open(&self) -> bool {
         matches!(self, Self::Open)
     }
+
+    /// The reason, while closed.
+    pub fn closed(&self) -> Option<&GateClosed> {
+        match self {
+            Self::Open => None,
+            Self::Closed(c) => Some(c),
+        }
+    }
 }
 
 /// What one poll of the status page found.
