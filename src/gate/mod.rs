@@ -58,8 +58,9 @@
 //! before the retry layer buffers its body or spends budget on it; the retry
 //! layer finds the gate in the request's extensions and checks it before each
 //! retry, so no retry is sent into an incident and the caller gets the last
-//! real response. The other order is safe too (a [`GateClosed`] error is
-//! never retried), but each refused retry then counts as an attempt.
+//! real response. The other order is safe too: every attempt then passes the
+//! gate, a [`GateClosed`] error is never retried, and a refused retry is not
+//! counted as an attempt; but a refused request's body is buffered first.
 //!
 //! ```no_run
 //! use bytes::Bytes;
