@@ -287,6 +287,14 @@ async fn https_base_url_builds_with_rustls() {
     );
 }
 
+/// Without the `rustls` feature, an https page needs the caller's own client.
+#[cfg(not(feature = "rustls"))]
+#[tokio::test]
+async fn https_without_rustls_is_a_build_error() {
+    let err = StatusGate::builder().build().unwrap_err();
+    assert_eq!(err, BuildError::HttpsUnavailable);
+}
+
 #[test]
 fn build_outside_a_runtime_is_an_error_not_a_panic() {
     let err = StatusGate::builder()
