@@ -20,8 +20,11 @@ use std::time::Duration;
 use drill::{Mode, Outcome, Plan, Summary};
 
 /// How long after the gate closes an attempt already on the wire may still
-/// reach the provider (real clock only; on the paused clock it is zero).
+/// reach the provider, on the real clock. On the paused clock nothing moves
+/// while the gate closes, so only an attempt sent in that same instant (just
+/// before the webhook was applied) may arrive: 1 ms covers exactly that.
 const IN_FLIGHT: Duration = Duration::from_millis(100);
+const IN_FLIGHT_PAUSED: Duration = Duration::from_millis(1);
 
 async fn drill(mode: Mode) -> (Summary, String) {
     let mut out = Vec::new();
@@ -146,9 +149,6 @@ fn check_layers_beat_bare(layers: &Summary, layers_out: &str, bare: &Summary, in
         layers.failed(),
         bare.failed()
     );
-    // Retries recover the transient errors outside the incident: at least as
-    // many successes as bare, which gets every request sent.
-    assert!(layers.succeeded() >= bare.succeeded());
 }
 
 fn check_bare(bare: &Summary, out: &str) {
@@ -172,7 +172,16 @@ async fn drill_on_the_paused_clock() {
     // Shown when the test fails (or with --nocapture).
     println!("{layers_out}\n{bare_out}");
     check_bare(&bare, &bare_out);
-    check_layers_beat_bare(&layers, &layers_out, &bare, Duration::ZERO);
+    check_layers_beat_bare(&layers, &layers_out, &bare, IN_FLIGHT_PAUSED);
+    // Retries recover the transient errors outside the incident: at least as
+    // many successes as bare, which sends every request (exact on this clock;
+    // on the real clock the margin of two or three requests depends on timing).
+    assert!(
+        layers.succeeded() >= bare.succeeded(),
+        "succeeded: {} with the layers, {} bare",
+        layers.succeeded(),
+        bare.succeeded()
+    );
     // The whole drill spans the schedule: about 15 s of (virtual) time.
     assert!(layers.elapsed >= Duration::from_secs(14) && layers.elapsed < Duration::from_secs(20));
 }
