@@ -100,7 +100,7 @@ impl<B: Body> Body for ResponseBody<B> {
             Kind::Held { held } => {
                 held.frames.is_empty()
                     && held.error.is_none()
-                    && held.rest.as_ref().map_or(true, |rest| rest.is_end_stream())
+                    && held.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
             }
         }
     }

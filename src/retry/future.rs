@@ -109,7 +109,7 @@ where
         } else {
             match body.into_replay() {
                 Replay::Clone { body, clone }
-                    if body.size_hint().exact().map_or(true, |n| n <= cap) =>
+                    if body.size_hint().exact().is_none_or(|n| n <= cap) =>
                 {
                     let template = Template::new(parts, Source::Clone { body, clone });
                     let first = template.request().map_or(First::Wait, First::Send);

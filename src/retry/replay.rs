@@ -203,7 +203,7 @@ impl<B: Body> Body for ReplayedBody<B> {
         self.next >= self.buffered.chunks.len()
             && (self.trailers_sent || self.buffered.trailers.is_none())
             && self.error.is_none()
-            && self.rest.as_ref().map_or(true, |rest| rest.is_end_stream())
+            && self.rest.as_ref().is_none_or(|rest| rest.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
