@@ -2,7 +2,12 @@
 //! provider through a layered client kept in state, the Statuspage webhook
 //! route feeding the gate, and the gate as a server-side 503 layer.
 #![cfg(feature = "axum")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[allow(dead_code)]
 #[path = "support/provider.rs"]

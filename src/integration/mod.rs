@@ -1,15 +1,15 @@
 //! The layers where users already are: tonic, reqwest and axum, each behind
 //! the cargo feature of the same name.
 //!
-//! - [`tonic`](self::tonic) (feature `tonic`): request-body replay for
+//! - [`tonic`] (feature `tonic`): request-body replay for
 //!   `tonic::body::Body`, and [`GrpcClassifier`](self::tonic::GrpcClassifier),
 //!   which retries gRPC failures (`UNAVAILABLE`; `RESOURCE_EXHAUSTED` on
 //!   request) from `grpc-status` and honours `grpc-retry-pushback-ms`. Both
 //!   layers then stack onto a `tonic::transport::Channel` as they are.
-//! - [`reqwest`](self::reqwest) (feature `reqwest`):
+//! - [`reqwest`] (feature `reqwest`):
 //!   [`ReqwestLayer`](self::reqwest::ReqwestLayer) puts the HTTP layers around
 //!   a `reqwest::Client` and keeps it a `Service<reqwest::Request>`.
-//! - [`axum`](self::axum) (feature `axum`): request-body replay for
+//! - [`axum`] (feature `axum`): request-body replay for
 //!   `axum::body::Body`, and [`StatuspageWebhook`](self::axum::StatuspageWebhook),
 //!   a route that feeds Statuspage webhooks to a gate. The gate's server mode
 //!   ([`StatusGateLayer::respond_503`](crate::gate::StatusGateLayer::respond_503))
