@@ -29,8 +29,9 @@ use tower_api_guard::gate::{GateClosed, StatusGate};
 use tower_api_guard::retry::{RetryInfo, RetryLayer};
 use tower_api_guard::BoxError;
 
+// `pub(crate)` so that `tests/demo_smoke.rs` can run this example as a test.
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+pub(crate) async fn main() -> Result<(), BoxError> {
     let server = Server::start().await?;
 
     // One gate per provider: it polls the status page in the background

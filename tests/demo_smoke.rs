@@ -1,7 +1,8 @@
 //! The main demo (`cargo run --example outage_drill`) runs to completion and
 //! its figures hold: this file includes the example as a module and runs the
 //! same `run` function `main` does, with and without the layers, on the same
-//! schedule, checking both the returned figures and the printed output.
+//! schedule, checking both the returned figures and the printed output. It
+//! also runs `examples/retry_and_gate.rs`, which asserts its own outcome.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,6 +14,9 @@
 #[allow(dead_code)]
 #[path = "../examples/outage_drill.rs"]
 mod drill;
+
+#[path = "../examples/retry_and_gate.rs"]
+mod retry_and_gate;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -205,4 +209,12 @@ async fn drill_on_the_real_clock() {
     assert!(!layers_out.contains('\u{1b}') && !layers_out.contains('\r'));
     let distinct: BTreeSet<_> = layers.records.iter().map(|r| r.id).collect();
     assert_eq!(distinct.len(), layers.requests());
+}
+
+/// `examples/retry_and_gate.rs` runs to the end: its own assertions (a 529
+/// retried to a 200, then a request held back by the gate without reaching
+/// the server) hold. Real clock: its backoff is 50 ms.
+#[test]
+fn retry_and_gate_example_runs() {
+    retry_and_gate::main().unwrap();
 }
