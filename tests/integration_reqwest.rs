@@ -163,3 +163,35 @@ async fn gated_request_never_reaches_the_server() {
     assert_eq!(response.status(), 200);
     assert_eq!(provider.hits(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_request_timeout_still_applies() {
+    // A server that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let request = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/messages"))
+        .body(BODY)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        layered(&StatusGate::manual()).oneshot(request),
+    )
+    .await
+    .expect("reqwest's own timeout must end the call");
+    let error = outcome.unwrap_err();
+    let error = error.downcast_ref::<reqwest::Error>().unwrap();
+    assert!(error.is_timeout(), "{error:?}");
+    // A POST that reached the server is not sent again: one 3 s attempt.
+    assert_eq!(started.elapsed().as_secs(), 3);
+}

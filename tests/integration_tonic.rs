@@ -31,7 +31,7 @@ use tower_api_guard::backoff::{Backoff, Jitter};
 use tower_api_guard::classify::RetryReason;
 use tower_api_guard::gate::{GateClosed, StatusGate, StatusGateLayer};
 use tower_api_guard::integration::tonic::GrpcClassifier;
-use tower_api_guard::retry::{RetryInfo, RetryLayer, Stop};
+use tower_api_guard::retry::{RetryControl, RetryInfo, RetryLayer, Stop};
 
 /// A health service that fails with the scripted statuses, then serves.
 #[derive(Clone, Default)]
@@ -127,7 +127,11 @@ async fn unavailable_is_retried_to_success() {
     let mut client = HealthClient::new(service);
 
     let started = Instant::now();
-    let response = client.check(check()).await.unwrap();
+    // Spawned: the layered call is `Send`, as tonic users need.
+    let response = tokio::spawn(async move { client.check(check()).await })
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(response.get_ref().status, ServingStatus::Serving as i32);
     assert_eq!(server.calls(), 2);
     let info = response.extensions().get::<RetryInfo>().unwrap();
@@ -234,5 +238,22 @@ async fn gated_request_never_reaches_the_server() {
     gate.clear_override();
     let response = client.check(check()).await.unwrap();
     assert_eq!(response.get_ref().status, ServingStatus::Serving as i32);
+    assert_eq!(server.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_marked_once_is_not_retried() {
+    // How client-streaming and bidirectional calls opt out (their request
+    // stream must not be buffered): `RetryControl` in the tonic request.
+    let (server, addr) = serve(vec![Status::unavailable("warming up")]).await;
+    let mut client = HealthClient::new(
+        ServiceBuilder::new()
+            .layer(retry())
+            .service(channel(addr).await),
+    );
+    let mut request = Request::new(check());
+    request.extensions_mut().insert(RetryControl::disabled());
+    let status = client.check(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(server.calls(), 1);
 }

@@ -70,7 +70,6 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use std::time::Duration;
 
 use ::reqwest::{Body, ResponseBuilderExt};
 use bytes::Bytes;
@@ -103,10 +102,6 @@ fn copy_body(body: &Body) -> Body {
         .map(|bytes| Body::from(Bytes::copy_from_slice(bytes)))
         .unwrap_or_default()
 }
-
-/// The request's own reqwest timeout, carried across the `http` layers.
-#[derive(Clone, Copy, Debug)]
-struct RequestTimeout(Duration);
 
 /// Puts an `http` layer (this crate's, or a stack of them) around a
 /// reqwest client. See the [module documentation](self).
@@ -172,15 +167,10 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let (mut parts, body) = request.into_parts();
-        let timeout = parts.extensions.remove::<RequestTimeout>();
-        match ::reqwest::Request::try_from(http::Request::from_parts(parts, body)) {
-            Ok(mut request) => {
-                if let Some(RequestTimeout(timeout)) = timeout {
-                    *request.timeout_mut() = Some(timeout);
-                }
-                HttpClientFuture::call(self.client.call(request))
-            }
+        // NOTE: reqwest keeps a request's timeout (and its other settings) in
+        // the extensions, which both conversions carry.
+        match ::reqwest::Request::try_from(request) {
+            Ok(request) => HttpClientFuture::call(self.client.call(request)),
             Err(error) => HttpClientFuture::failed(error.into()),
         }
     }
@@ -301,14 +291,8 @@ where
     }
 
     fn call(&mut self, request: ::reqwest::Request) -> Self::Future {
-        let timeout = request.timeout().copied();
         match http::Request::<Body>::try_from(request) {
-            Ok(mut request) => {
-                if let Some(timeout) = timeout {
-                    request.extensions_mut().insert(RequestTimeout(timeout));
-                }
-                ReqwestFuture::call(self.inner.call(request))
-            }
+            Ok(request) => ReqwestFuture::call(self.inner.call(request)),
             Err(error) => ReqwestFuture::failed(error.into()),
         }
     }

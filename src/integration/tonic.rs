@@ -42,10 +42,12 @@
 //! `tonic::body::Body` is not `Clone`: the retry layer reads it into memory
 //! once (up to its replay cap) and gives each attempt a new `Body` around the
 //! same bytes. The first attempt is sent when the whole request body has been
-//! read, which suits unary and server-streaming calls. For client-streaming
-//! and bidirectional calls, send one attempt (`RetryControl` with one attempt
-//! in the request's extensions): their request stream does not end before
-//! the server answers.
+//! read, which suits unary and server-streaming calls. Client-streaming and
+//! bidirectional calls must be sent once, since their request stream may not
+//! end before the server answers: put
+//! [`RetryControl::disabled()`](crate::retry::RetryControl::disabled) in the
+//! `tonic::Request`'s extensions (`request.extensions_mut().insert(..)`), or
+//! keep such calls on a channel without the retry layer.
 //!
 //! ```
 //! use http::{HeaderMap, StatusCode};
