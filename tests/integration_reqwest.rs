@@ -195,3 +195,48 @@ async fn the_request_timeout_still_applies() {
     // A POST that reached the server is not sent again: one 3 s attempt.
     assert_eq!(started.elapsed().as_secs(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_streamed_body_is_buffered_and_replayed() {
+    let provider = Provider::start(vec![
+        Reply::error(529, "overloaded_error"),
+        Reply::ok(r#"{"type":"message"}"#),
+    ])
+    .await;
+    let (head, tail) = BODY.split_at(20);
+    let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = vec![
+        Ok(hyper::body::Frame::data(Bytes::from(head))),
+        Ok(hyper::body::Frame::data(Bytes::from(tail))),
+    ];
+    let stream = http_body_util::StreamBody::new(futures_core_stream(frames));
+    let request = reqwest::Client::new()
+        .post(provider.url("/v1/messages"))
+        .body(reqwest::Body::wrap(stream))
+        .build()
+        .unwrap();
+    assert!(request.try_clone().is_none(), "a streamed body");
+
+    let response = layered(&StatusGate::manual())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = provider.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen.iter().all(|attempt| attempt.body == BODY));
+}
+
+/// A stream of ready items (no extra dependency for a stream adapter).
+fn futures_core_stream<T: Unpin>(items: Vec<T>) -> impl futures_core::Stream<Item = T> + Unpin {
+    struct Ready<T>(std::collections::VecDeque<T>);
+    impl<T: Unpin> futures_core::Stream for Ready<T> {
+        type Item = T;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
+            std::task::Poll::Ready(self.0.pop_front())
+        }
+    }
+    Ready(items.into())
+}
