@@ -27,7 +27,7 @@ use drill::{Mode, Outcome, Plan, Summary};
 /// reach the provider, on the real clock. On the paused clock nothing moves
 /// while the gate closes, so only an attempt sent in that same instant (just
 /// before the webhook was applied) may arrive: 1 ms covers exactly that.
-const IN_FLIGHT: Duration = Duration::from_millis(100);
+const IN_FLIGHT: Duration = Duration::from_millis(250);
 const IN_FLIGHT_PAUSED: Duration = Duration::from_millis(1);
 
 async fn drill(mode: Mode) -> (Summary, String) {
