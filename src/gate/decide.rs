@@ -127,8 +127,11 @@ pub enum Decision {
     Closed(Verdict),
 }
 
-/// The rules a page is judged by. See the module docs.
+/// The rules a page is judged by. See the module docs. Start from
+/// `Policy::default()` and set fields, or use the
+/// [`StatusGateBuilder`](super::StatusGateBuilder) setters.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Policy {
     /// Close at this severity or worse. Default [`Severity::Minor`]: any
     /// incident, as the provider's documented check does.
