@@ -13,8 +13,9 @@
 //! - an Atlassian Statuspage serving `/api/v2/summary.json` from real
 //!   captures (`tests/fixtures/statuspage/`): operational, then a major outage
 //!   with an open incident, then operational again. Each change is pushed to
-//!   the gate as a Statuspage webhook, as a subscribed page would, and the
-//!   gate confirms it with an immediate poll.
+//!   the gate as the Statuspage webhook a subscribed page sends (handed to
+//!   `StatusGate::apply_webhook`, as a webhook route would), and the gate
+//!   confirms it with an immediate poll of the page.
 //!
 //! Then it sends one request every 150 ms through a hyper-util legacy client
 //! and prints, as each request ends, its outcome, its attempts and the
@@ -67,6 +68,11 @@ const PAGE_MAJOR_OUTAGE: &[u8] = include_bytes!(concat!(
     "/tests/fixtures/statuspage/github_summary_major_outage_2020-04-02.json"
 ));
 
+/// The retry layer's settings: the defaults (the provider's recipe, 5 s
+/// doubling to 120 s) shortened so the drill runs in seconds.
+const RETRY_ATTEMPTS: u32 = 4;
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(800));
+
 /// The request every drill request sends.
 const MESSAGE: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"ping"}]}"#;
 
@@ -97,8 +103,8 @@ pub(crate) struct Plan {
     pub(crate) spacing: Duration,
     /// When the provider starts and stops failing nine attempts in ten.
     pub(crate) outage: (Duration, Duration),
-    /// When the status page opens and resolves its incident (it notices a
-    /// second late and resolves half a second late, as status pages do).
+    /// When the status page opens and resolves its incident (it notices the
+    /// outage late and resolves it late, as status pages do).
     pub(crate) incident: (Duration, Duration),
 }
 
@@ -626,7 +632,12 @@ pub(crate) async fn run<W: Write>(
                 .build()?;
             gate.polled().await?;
             writeln!(out, "  gate         polls every {} s (its minimum); the page pushes its changes as webhooks", MIN_POLL_INTERVAL.as_secs())?;
-            writeln!(out, "  retry        4 attempts, backoff 100 ms doubling to 800 ms (full jitter), default budget")?;
+            writeln!(
+                out,
+                "  retry        {RETRY_ATTEMPTS} attempts, backoff {} ms doubling to {} ms (full jitter), default budget",
+                BACKOFF.initial().as_millis(),
+                BACKOFF.max().as_millis()
+            )?;
             Some(gate)
         }
     };
@@ -692,11 +703,8 @@ pub(crate) async fn run<W: Write>(
                 .layer(gate.layer())
                 .layer(
                     RetryLayer::new()
-                        .max_attempts(NonZeroU32::MIN.saturating_add(3))
-                        .backoff(Backoff::new(
-                            Duration::from_millis(100),
-                            Duration::from_millis(800),
-                        )),
+                        .max_attempts(NonZeroU32::new(RETRY_ATTEMPTS).unwrap_or(NonZeroU32::MIN))
+                        .backoff(BACKOFF),
                 )
                 .service(client.clone())
         });
