@@ -1,0 +1,157 @@
+//! End to end on loopback: a hyper HTTP/1 server and a hyper-util legacy
+//! client, requests per second bare vs behind both layers
+//! (`StatusGateLayer` outside `RetryLayer`), at concurrency 1 and 64.
+//!
+//! One multi-thread runtime (2 workers) runs the server and the client. Each
+//! request is the POST of overhead.rs; each response (200, small JSON body)
+//! is read to the end so the connection is reused. Criterion reports
+//! requests per second (`thrpt`, one element per request).
+//!
+//! Run: `cargo bench --bench e2e -- --warm-up-time 1 --measurement-time 3`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(missing_docs)]
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_api_guard::gate::{StatusGate, StatusGateLayer};
+use tower_api_guard::retry::RetryLayer;
+
+const REQUEST_JSON: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hello"}]}"#;
+const RESPONSE_JSON: &str = r#"{"type":"message","content":[{"type":"text","text":"Hi"}]}"#;
+
+async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    // Read the request body, as a real server does.
+    let _ = req.into_body().collect().await;
+    let mut response = Response::new(Full::new(Bytes::from_static(RESPONSE_JSON.as_bytes())));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// A loopback HTTP/1 server answering 200 to everything, on its own tasks.
+async fn serve() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(answer))
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn request(uri: &str, body: &Bytes) -> Request<Full<Bytes>> {
+    Request::post(uri)
+        .header("content-type", "application/json")
+        .header("x-api-key", "sk-ant-bench-0000000000000000")
+        .header("anthropic-version", "2023-06-01")
+        .header("user-agent", "tower-api-guard-bench/0.1")
+        .body(Full::new(body.clone()))
+        .unwrap()
+}
+
+/// Sends `total` requests over `concurrency` tasks and returns the elapsed time.
+async fn drive<S, B>(svc: &S, uri: &str, body: &Bytes, total: u64, concurrency: u64) -> Duration
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Debug,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Debug,
+{
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for task in 0..concurrency {
+        let share = total / concurrency + u64::from(task < total % concurrency);
+        if share == 0 {
+            continue;
+        }
+        let mut svc = svc.clone();
+        let uri = uri.to_owned();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..share {
+                let response = svc
+                    .ready()
+                    .await
+                    .unwrap()
+                    .call(request(&uri, &body))
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                response.into_body().collect().await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    start.elapsed()
+}
+
+fn e2e(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = rt.block_on(serve());
+    let uri = format!("http://{addr}/v1/messages");
+    let body = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
+    drop(body.clone());
+
+    let (bare, both) = {
+        let _guard = rt.enter();
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let gate = StatusGate::manual();
+        let both = ServiceBuilder::new()
+            .layer(StatusGateLayer::new(gate))
+            .layer(RetryLayer::new())
+            .service(client.clone());
+        (client, both)
+    };
+
+    let mut group = c.benchmark_group("e2e_loopback");
+    group.throughput(Throughput::Elements(1));
+    for concurrency in [1_u64, 64] {
+        group.bench_with_input(
+            BenchmarkId::new("bare", concurrency),
+            &concurrency,
+            |b, &n| b.iter_custom(|iters| rt.block_on(drive(&bare, &uri, &body, iters, n))),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("both_layers", concurrency),
+            &concurrency,
+            |b, &n| b.iter_custom(|iters| rt.block_on(drive(&both, &uri, &body, iters, n))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, e2e);
+criterion_main!(benches);
