@@ -1,0 +1,181 @@
+//! A sliding-window retry budget whose deposit, on every request, is one
+//! atomic add: no lock and no clock read on the happy path.
+//!
+//! The arithmetic is `tower::retry::budget::TpsBudget`'s: ten slots cover the
+//! window, a deposit adds `deposit_amount`, a retry takes `withdraw_amount`,
+//! and a reserve of `min_per_sec × window` retries is always there. The
+//! difference is when the window turns: here at a withdrawal (a retry, the
+//! rare path) and at every 64th deposit, under a lock deposits never wait for.
+//! Deposits made since the last turn count for the slot being closed, so a
+//! long quiet stretch never saves up retries for a later storm.
+
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower::retry::budget::Budget;
+
+const SLOTS: usize = 10;
+/// A deposit turns the window once in this many, so that a busy service with
+/// no retries still lets old deposits expire.
+const TURN_EVERY: u32 = 64;
+
+pub(super) struct WindowBudget {
+    pending: AtomicI64,
+    slots: [AtomicI64; SLOTS],
+    deposits: AtomicU32,
+    reserve: i64,
+    deposit_amount: i64,
+    withdraw_amount: i64,
+    slot: Duration,
+    turn: Mutex<Turn>,
+}
+
+struct Turn {
+    index: usize,
+    at: Instant,
+}
+
+impl WindowBudget {
+    /// `window` within 1 s..=60 s and `ratio` within 0..=1000 (checked by the caller).
+    pub(super) fn new(window: Duration, min_per_sec: u32, ratio: f32) -> Self {
+        let (deposit_amount, withdraw_amount) = if ratio <= 0.0 {
+            (0, 1)
+        } else if ratio <= 1.0 {
+            (1, (1.0 / ratio) as i64)
+        } else {
+            (1000, (1000.0 / ratio) as i64)
+        };
+        let withdraw_amount = withdraw_amount.max(1);
+        let reserve = i64::from(min_per_sec)
+            .saturating_mul(window.as_secs() as i64)
+            .saturating_mul(withdraw_amount);
+        Self {
+            pending: AtomicI64::new(0),
+            slots: Default::default(),
+            deposits: AtomicU32::new(0),
+            reserve,
+            deposit_amount,
+            withdraw_amount,
+            slot: window / SLOTS as u32,
+            turn: Mutex::new(Turn {
+                index: 0,
+                at: Instant::now(),
+            }),
+        }
+    }
+
+    /// Closes the current slot and clears those that fell out of the window.
+    fn turn(&self, turn: &mut Turn) {
+        let now = Instant::now();
+        let mut elapsed = now.saturating_duration_since(turn.at);
+        if elapsed < self.slot {
+            return;
+        }
+        let pending = self.pending.swap(0, Ordering::AcqRel);
+        let slot = |i: usize| self.slots.get(i % SLOTS);
+        if let Some(current) = slot(turn.index) {
+            current.store(pending, Ordering::Release);
+        }
+        let mut index = (turn.index + 1) % SLOTS;
+        while elapsed > self.slot {
+            if let Some(stale) = slot(index) {
+                stale.store(0, Ordering::Release);
+            }
+            elapsed -= self.slot;
+            index = (index + 1) % SLOTS;
+        }
+        turn.index = index;
+        turn.at = now;
+    }
+
+    fn balance(&self) -> i64 {
+        self.slots
+            .iter()
+            .map(|slot| slot.load(Ordering::Acquire))
+            .fold(self.pending.load(Ordering::Acquire), i64::saturating_add)
+            .saturating_add(self.reserve)
+    }
+}
+
+impl Budget for WindowBudget {
+    fn deposit(&self) {
+        self.pending
+            .fetch_add(self.deposit_amount, Ordering::AcqRel);
+        if self
+            .deposits
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(TURN_EVERY)
+        {
+            // Never wait: if a withdrawal holds the lock, it turns the window.
+            if let Ok(mut turn) = self.turn.try_lock() {
+                self.turn(&mut turn);
+            }
+        }
+    }
+
+    fn withdraw(&self) -> bool {
+        let mut turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.turn(&mut turn);
+        if self.balance() >= self.withdraw_amount {
+            self.pending
+                .fetch_sub(self.withdraw_amount, Ordering::AcqRel);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_expire_after_the_window() {
+        let budget = WindowBudget::new(Duration::from_secs(10), 0, 0.5);
+        for _ in 0..10 {
+            budget.deposit();
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(budget.withdraw(), "deposits 5 s old still count");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(!budget.withdraw(), "deposits older than the window expired");
+        budget.deposit();
+        budget.deposit();
+        assert!(budget.withdraw(), "new deposits count again");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_stretch_saves_nothing_up() {
+        let budget = WindowBudget::new(Duration::from_secs(10), 0, 1.0);
+        // 63 deposits never turn the window (only the first does, at t = 0).
+        for _ in 0..63 {
+            budget.deposit();
+        }
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(!budget.withdraw(), "an hour-old deposit bought a retry");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_deposits_turn_the_window_themselves() {
+        let budget = WindowBudget::new(Duration::from_secs(10), 0, 0.1);
+        for _ in 0..30 {
+            for _ in 0..100 {
+                budget.deposit();
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // 100 requests a second over a 10 s window: about 100 retries at 10 %.
+        let retries = (0..1000).take_while(|_| budget.withdraw()).count();
+        assert!((90..=110).contains(&retries), "{retries}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reserve_is_min_per_sec_times_window() {
+        let budget = WindowBudget::new(Duration::from_secs(10), 2, 0.0);
+        let retries = (0..100).take_while(|_| budget.withdraw()).count();
+        assert_eq!(retries, 20);
+    }
+}
