@@ -1,6 +1,11 @@
 //! RetryLayer end to end: a hyper-util client, a loopback provider that plays
 //! a script, tokio's paused clock.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 #[path = "support/provider.rs"]
 mod provider;
