@@ -18,7 +18,7 @@ ir() {
     --callgrind-out-file=/dev/null "$bin" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 printf '| variant | instructions per call |\n|---|---:|\n'
-for v in bare retry_layer gate_layer both_layers tower_retry_clone gate_check; do
+for v in bare retry_layer gate_layer both_layers tower_retry_clone gate_check atomic_bool_check; do
   zero=$(ir "$v" 0)
   full=$(ir "$v" "$n")
   awk -v v="$v" -v z="$zero" -v f="$full" -v n="$n" 'BEGIN { printf "| %s | %.1f |\n", v, (f - z) / n }'

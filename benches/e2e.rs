@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
@@ -153,5 +153,48 @@ fn e2e(c: &mut Criterion) {
     group.finish();
 }
 
+/// Instruction-count mode, for `valgrind --tool=callgrind`: `E2E_PROFILE=bare|both_layers
+/// E2E_CALLS=<n>` sends `n` sequential requests (after one warm-up request)
+/// on a current-thread runtime that runs the server too, and exits. The
+/// difference of the counts with `n` and with 0 requests, over `n`, is the
+/// user-space cost of one request, client and server. Kernel time (the
+/// loopback TCP stack) is not counted, so ratios from it are pessimistic.
+fn profile(variant: &str, calls: u64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = rt.block_on(serve());
+    let uri = format!("http://{addr}/v1/messages");
+    let body = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
+    drop(body.clone());
+    let _guard = rt.enter();
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let elapsed = match variant {
+        "bare" => rt.block_on(drive(&client, &uri, &body, calls + 1, 1)),
+        "both_layers" => {
+            let both = ServiceBuilder::new()
+                .layer(StatusGateLayer::new(StatusGate::manual()))
+                .layer(RetryLayer::new())
+                .service(client);
+            rt.block_on(drive(&both, &uri, &body, calls + 1, 1))
+        }
+        other => panic!("unknown E2E_PROFILE variant {other}"),
+    };
+    std::hint::black_box(elapsed);
+}
+
 criterion_group!(benches, e2e);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(variant) = std::env::var("E2E_PROFILE") {
+        let calls = std::env::var("E2E_CALLS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2_000);
+        profile(&variant, calls);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

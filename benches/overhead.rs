@@ -149,6 +149,11 @@ fn gate_check(c: &mut Criterion) {
     group.bench_function("open_single_thread", |b| {
         b.iter(|| black_box(&gate).check().is_ok())
     });
+    // Reference: the cheapest possible "is it open" (one atomic load).
+    let flag = AtomicBool::new(false);
+    group.bench_function("atomic_bool_reference", |b| {
+        b.iter(|| !black_box(&flag).load(Ordering::Acquire))
+    });
 
     // A second thread checks the same gate as fast as it can meanwhile.
     let stop = Arc::new(AtomicBool::new(false));
@@ -221,6 +226,40 @@ fn profile(variant: &str, calls: u64) {
             &body,
             calls + 1,
         ),
+        "sizes" => {
+            // Sizes of the response futures: every move of one is a memcpy.
+            let req = || request(&body);
+            let mut retry = ServiceBuilder::new()
+                .layer(RetryLayer::new())
+                .service(upstream());
+            let mut gated = ServiceBuilder::new()
+                .layer(StatusGateLayer::new(gate.clone()))
+                .service(upstream());
+            let mut both = ServiceBuilder::new()
+                .layer(StatusGateLayer::new(gate.clone()))
+                .layer(RetryLayer::new())
+                .service(upstream());
+            let mut tower_retry = tower::retry::Retry::new(CloneNeverRetry, upstream());
+            let mut bare = upstream();
+            eprintln!(
+                "future sizes (bytes): bare {}, retry_layer {}, gate_layer {}, both_layers {}, tower_retry_clone {}; request {}",
+                std::mem::size_of_val(&bare.call(req())),
+                std::mem::size_of_val(&retry.call(req())),
+                std::mem::size_of_val(&gated.call(req())),
+                std::mem::size_of_val(&both.call(req())),
+                std::mem::size_of_val(&tower_retry.call(req())),
+                std::mem::size_of::<Request<Full<Bytes>>>(),
+            );
+            Duration::ZERO
+        }
+        "atomic_bool_check" => {
+            let flag = AtomicBool::new(false);
+            let start = Instant::now();
+            for _ in 0..calls {
+                black_box(!black_box(&flag).load(Ordering::Acquire));
+            }
+            start.elapsed()
+        }
         "gate_check" => {
             let start = Instant::now();
             for _ in 0..calls {

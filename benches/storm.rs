@@ -31,8 +31,11 @@ use tower::{service_fn, BoxError, ServiceBuilder, ServiceExt};
 use tower_api_guard::gate::{StatusGate, StatusGateLayer};
 use tower_api_guard::retry::RetryLayer;
 
-/// Caller requests per second, steady.
+/// Caller requests per second, steady (the main table).
 const RATE: u64 = 50;
+/// Other rates for the budgeted default: its floor of 1 retry/s weighs more
+/// when fewer requests arrive.
+const OTHER_RATES: [u64; 4] = [2, 5, 10, 200];
 /// The whole run, and the storm within it.
 const RUN: Duration = Duration::from_secs(300);
 const STORM_START: Duration = Duration::from_secs(60);
@@ -112,7 +115,7 @@ struct Row {
     attempts_after_close: Option<u64>,
 }
 
-fn run(setup: &Setup) -> Row {
+fn run(setup: &Setup, rate: u64) -> Row {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -160,10 +163,10 @@ fn run(setup: &Setup) -> Row {
 
         let failed_in_storm = Arc::new(AtomicU64::new(0));
         let mut tasks = Vec::new();
-        let requests_total = RUN.as_secs() * RATE;
+        let requests_total = RUN.as_secs() * rate;
         let mut requests_in_storm = 0;
         for i in 0..requests_total {
-            let at = Duration::from_nanos(i * 1_000_000_000 / RATE);
+            let at = Duration::from_nanos(i * 1_000_000_000 / rate);
             tokio::time::sleep_until(epoch + at).await;
             let in_storm = (STORM_START..STORM_END).contains(&at);
             requests_in_storm += u64::from(in_storm);
@@ -249,7 +252,7 @@ fn main() {
     println!("| client | caller requests in storm | upstream attempts in storm | attempts / request | failed in storm | attempts after gate closed | attempts / request, whole run |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for setup in &setups {
-        let row = run(setup);
+        let row = run(setup, RATE);
         println!(
             "| {} | {} | {} | {:.3} | {} | {} | {:.3} |",
             setup.name,
@@ -260,6 +263,23 @@ fn main() {
             row.attempts_after_close
                 .map_or_else(|| "n/a".to_owned(), |n| n.to_string()),
             row.attempts_total as f64 / row.requests_total as f64,
+        );
+    }
+    println!("\nRetryLayer::new() (default, budget on) at other rates:\n");
+    println!("| caller requests/s | caller requests in storm | upstream attempts in storm | attempts / request |");
+    println!("|---:|---:|---:|---:|");
+    let default = Setup {
+        name: "default",
+        gate: Gate::None,
+        layer: || Some(RetryLayer::new()),
+    };
+    for rate in OTHER_RATES {
+        let row = run(&default, rate);
+        println!(
+            "| {rate} | {} | {} | {:.3} |",
+            row.requests_in_storm,
+            row.attempts_in_storm,
+            row.attempts_in_storm as f64 / row.requests_in_storm as f64,
         );
     }
 }
