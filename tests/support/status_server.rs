@@ -12,11 +12,13 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -41,6 +43,14 @@ pub enum Reply {
     Huge(usize),
     /// Accept the request and never answer.
     Hang,
+    /// 200, no content-length, then this body one byte per `every` (tokio's
+    /// clock), then the end. Counted in [`StatusServer::streamed`].
+    SlowDrip { body: Bytes, every: Duration },
+    /// 200, no content-length, `{"status":` then spaces in 64 KiB chunks,
+    /// forever. Counted in [`StatusServer::streamed`].
+    Endless,
+    /// This redirect status with this `Location`.
+    Redirect { status: u16, location: String },
 }
 
 impl Reply {
@@ -78,6 +88,10 @@ struct State {
     paths: Mutex<Vec<String>>,
     times: Mutex<Vec<tokio::time::Instant>>,
     hits_tx: watch::Sender<usize>,
+    /// Body bytes handed to hyper by the `SlowDrip` and `Endless` bodies.
+    streamed: AtomicUsize,
+    /// `SlowDrip` and `Endless` bodies dropped (finished or abandoned).
+    dropped_tx: watch::Sender<usize>,
 }
 
 /// A running status server.
@@ -106,6 +120,8 @@ impl StatusServer {
             paths: Mutex::new(Vec::new()),
             times: Mutex::new(Vec::new()),
             hits_tx: watch::Sender::new(0),
+            streamed: AtomicUsize::new(0),
+            dropped_tx: watch::Sender::new(0),
         });
         let st = Arc::clone(&state);
         let task = tokio::spawn(async move {
@@ -163,6 +179,24 @@ impl StatusServer {
         self.state.times.lock().unwrap().clone()
     }
 
+    /// Body bytes the `SlowDrip` and `Endless` replies have handed to hyper
+    /// so far (an upper bound on what was written to the socket).
+    pub fn streamed(&self) -> usize {
+        self.state.streamed.load(Ordering::SeqCst)
+    }
+
+    /// `SlowDrip` and `Endless` bodies dropped so far: the server stopped
+    /// writing them (finished, or the client went away).
+    pub fn bodies_dropped(&self) -> usize {
+        *self.state.dropped_tx.borrow()
+    }
+
+    /// Waits until at least `n` streamed bodies have been dropped.
+    pub async fn wait_dropped(&self, n: usize) {
+        let mut rx = self.state.dropped_tx.subscribe();
+        rx.wait_for(|d| *d >= n).await.unwrap();
+    }
+
     /// Waits until at least `n` requests have arrived.
     pub async fn wait_hits(&self, n: usize) {
         let mut rx = self.state.hits_tx.subscribe();
@@ -170,9 +204,9 @@ impl StatusServer {
     }
 }
 
-type ServerBody = Either<Full<Bytes>, Filler>;
+type ServerBody = Either<Full<Bytes>, Either<Filler, Drip>>;
 
-async fn answer(st: &State, req: Request<Incoming>) -> Response<ServerBody> {
+async fn answer(st: &Arc<State>, req: Request<Incoming>) -> Response<ServerBody> {
     let inm = req
         .headers()
         .get(http::header::IF_NONE_MATCH)
@@ -214,8 +248,95 @@ async fn answer(st: &State, req: Request<Incoming>) -> Response<ServerBody> {
                 .insert(http::header::CONTENT_TYPE, content_type.parse().unwrap());
             r
         }
-        Reply::Huge(len) => Response::new(Either::Right(Filler { left: len })),
+        Reply::Huge(len) => Response::new(Either::Right(Either::Left(Filler { left: len }))),
         Reply::Hang => std::future::pending().await,
+        Reply::SlowDrip { body, every } => {
+            let sleep = Box::pin(tokio::time::sleep(every));
+            let drip = DripKind::Slow { body, every, sleep };
+            Response::new(Either::Right(Either::Right(Drip::new(st, drip))))
+        }
+        Reply::Endless => Response::new(Either::Right(Either::Right(Drip::new(
+            st,
+            DripKind::Endless { first: true },
+        )))),
+        Reply::Redirect { status, location } => {
+            let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
+            *r.status_mut() = StatusCode::from_u16(status).unwrap();
+            r.headers_mut()
+                .insert(http::header::LOCATION, location.parse().unwrap());
+            r
+        }
+    }
+}
+
+/// 64 KiB of spaces, the `Endless` body's chunk.
+static SPACES: [u8; 64 * 1024] = [b' '; 64 * 1024];
+
+enum DripKind {
+    Slow {
+        body: Bytes,
+        every: Duration,
+        sleep: Pin<Box<tokio::time::Sleep>>,
+    },
+    Endless {
+        first: bool,
+    },
+}
+
+/// The `SlowDrip` and `Endless` bodies: count what they hand to hyper and
+/// when they are dropped.
+pub struct Drip {
+    kind: DripKind,
+    st: Arc<State>,
+}
+
+impl Drip {
+    fn new(st: &Arc<State>, kind: DripKind) -> Self {
+        Self {
+            kind,
+            st: Arc::clone(st),
+        }
+    }
+}
+
+impl Drop for Drip {
+    fn drop(&mut self) {
+        self.st.dropped_tx.send_modify(|d| *d += 1);
+    }
+}
+
+impl Body for Drip {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let chunk = match &mut self.kind {
+            DripKind::Slow { body, every, sleep } => {
+                if body.is_empty() {
+                    return Poll::Ready(None);
+                }
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let next = tokio::time::Instant::now() + *every;
+                sleep.as_mut().reset(next);
+                body.split_to(1)
+            }
+            DripKind::Endless { first } => {
+                if std::mem::take(first) {
+                    let mut chunk = SPACES.to_vec();
+                    chunk[..10].copy_from_slice(b"{\"status\":");
+                    Bytes::from(chunk)
+                } else {
+                    Bytes::from_static(&SPACES)
+                }
+            }
+        };
+        self.st.streamed.fetch_add(chunk.len(), Ordering::SeqCst);
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
     }
 }
 
