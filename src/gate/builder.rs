@@ -145,7 +145,8 @@ impl StatusGateBuilder {
     }
 
     /// Largest body read (default [`DEFAULT_MAX_RESPONSE_BYTES`]); a larger
-    /// page is a failed read.
+    /// page is a failed read, and a larger webhook body is refused by
+    /// [`StatusGate::apply_webhook`] with [`PageErrorKind::TooLarge`](crate::status_page::PageErrorKind::TooLarge).
     pub fn max_response_bytes(mut self, max: NonZeroU32) -> Self {
         self.max_bytes = max;
         self
@@ -209,6 +210,10 @@ impl StatusGateBuilder {
         self
     }
 
+    fn max_body(&self) -> usize {
+        usize::try_from(self.max_bytes.get()).unwrap_or(usize::MAX)
+    }
+
     fn check(&self) -> Result<(), BuildError> {
         if self.interval < MIN_POLL_INTERVAL {
             return Err(BuildError::PollIntervalTooShort {
@@ -265,7 +270,14 @@ impl StatusGateBuilder {
     /// this builder's rules. Needs no runtime.
     pub fn build_manual(self) -> Result<StatusGate, BuildError> {
         self.check()?;
-        let shared = Shared::new(self.policy, self.unreadable, self.probe_every, None);
+        let max_body = self.max_body();
+        let shared = Shared::new(
+            self.policy,
+            self.unreadable,
+            self.probe_every,
+            None,
+            max_body,
+        );
         Ok(StatusGate::from_parts(Arc::new(shared), None))
     }
 
@@ -274,6 +286,7 @@ impl StatusGateBuilder {
     pub fn build(self) -> Result<StatusGate, BuildError> {
         self.check()?;
         let uri = self.document_uri()?;
+        let max_body = self.max_body();
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let svc = match self.http {
             Some(svc) => svc,
@@ -285,6 +298,7 @@ impl StatusGateBuilder {
             self.unreadable,
             self.probe_every,
             Some(progress_rx),
+            max_body,
         ));
         let (stop_tx, stop_rx) = oneshot::channel();
         let poller = Poller {
@@ -297,7 +311,7 @@ impl StatusGateBuilder {
                     Endpoint::Status => parse_status,
                 },
                 timeout: self.timeout,
-                max_bytes: usize::try_from(self.max_bytes.get()).unwrap_or(usize::MAX),
+                max_bytes: max_body,
                 etag: None,
             },
             stop: stop_rx,

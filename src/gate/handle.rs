@@ -43,6 +43,8 @@ impl StatusGate {
                 Unreadable::default(),
                 None,
                 None,
+                usize::try_from(super::builder::DEFAULT_MAX_RESPONSE_BYTES.get())
+                    .unwrap_or(usize::MAX),
             )),
             None,
         )
@@ -102,9 +104,18 @@ impl StatusGate {
     }
 
     /// Applies a Statuspage webhook body (incident or component update) at
-    /// once, then asks the poller to confirm with an immediate poll. The
-    /// webhook's state stands until a poll returns a page that differs from
-    /// the last one polled. Returns the state after applying it.
+    /// once, then asks the poller to confirm with an immediate poll. Returns
+    /// the state after applying it.
+    ///
+    /// A webhook that closes the gate stands until a poll returns a page that
+    /// differs from the last one polled (the page's CDN copy may lag the
+    /// webhook). A webhook that opens a gate the polled page closes lasts only
+    /// until the confirming poll: if the page (a 304 or the same page) still
+    /// says closed, or the poll fails, the last page read decides again, so
+    /// a forged all-clear cannot hold the gate open. A body over the gate's size cap
+    /// ([`max_response_bytes`](StatusGateBuilder::max_response_bytes)) is
+    /// refused unread ([`PageErrorKind::TooLarge`](crate::status_page::PageErrorKind::TooLarge));
+    /// a refused body changes nothing and starts no poll.
     pub fn apply_webhook(&self, body: &[u8]) -> Result<GateStatus, PageError> {
         self.inner.shared.apply_webhook(body)?;
         if self.inner.shared.progress.is_some() {

@@ -88,7 +88,8 @@ struct PageView {
 struct Control {
     /// The page as last judged (polled or patched by a webhook).
     page: Option<PageView>,
-    /// The page as last polled; a webhook state stands until the page differs from it.
+    /// The page as last polled; a webhook state stands until the page differs
+    /// from it, unless it opens what this page closes.
     polled: Option<Arc<Summary>>,
     /// When the page was last read (200 or 304).
     read_at: Option<Instant>,
@@ -111,6 +112,8 @@ pub(crate) struct Shared {
     epoch: Instant,
     pub(crate) poll_now: Arc<Notify>,
     pub(crate) progress: Option<watch::Receiver<Progress>>,
+    /// Largest webhook body parsed: the page's size cap.
+    max_webhook_bytes: usize,
 }
 
 impl Shared {
@@ -119,6 +122,7 @@ impl Shared {
         unreadable: Unreadable,
         probe_every: Option<Duration>,
         progress: Option<watch::Receiver<Progress>>,
+        max_webhook_bytes: usize,
     ) -> Self {
         Self {
             state: ArcSwapOption::empty(),
@@ -131,6 +135,7 @@ impl Shared {
             epoch: Instant::now(),
             poll_now: Arc::new(Notify::new()),
             progress,
+            max_webhook_bytes,
         }
     }
 
@@ -168,15 +173,40 @@ impl Shared {
         ctl.failing = None;
         let stale = ctl.polled.as_deref() == Some(&*summary);
         ctl.polled = Some(Arc::clone(&summary));
-        // A webhook state stands until the polled page itself changes.
-        if !(stale && ctl.page.as_ref().is_some_and(|p| p.from_webhook)) {
+        // A webhook state stands until the polled page itself changes...
+        if stale && ctl.page.as_ref().is_some_and(|p| p.from_webhook) {
+            // ...unless it opens what the page closes.
+            self.overrule_opening_webhook(&mut ctl);
+        } else {
             self.judge(&mut ctl, summary, false);
         }
         self.recompute(&mut ctl);
     }
 
+    /// A poll read the page (unchanged, or a 304) or failed while a
+    /// webhook's state stands. A webhook may close the gate ahead of a lagging page, but it
+    /// may not hold open a gate the polled page closes: a forged or replayed
+    /// all-clear would otherwise last until the page next changes. The
+    /// polled page is judged again instead, so such a webhook lasts at most
+    /// until the confirming poll it triggers.
+    fn overrule_opening_webhook(&self, ctl: &mut Control) {
+        let opens = ctl
+            .page
+            .as_ref()
+            .is_some_and(|p| p.from_webhook && matches!(p.decision, Decision::Open));
+        let Some(polled) = ctl.polled.clone() else {
+            return;
+        };
+        if opens && matches!(self.policy.decide(&polled), Decision::Closed(_)) {
+            self.judge(ctl, polled, false);
+        }
+    }
+
     /// Patches the last judged page with a webhook body and judges the result.
     pub(crate) fn apply_webhook(&self, body: &[u8]) -> Result<(), PageError> {
+        if body.len() > self.max_webhook_bytes {
+            return Err(PageError::too_large(body.len(), self.max_webhook_bytes));
+        }
         let mut ctl = self.lock();
         let base = ctl.page.as_ref().map(|p| &*p.summary);
         let patched = super::webhook::patch_from_bytes(base, body)?;
@@ -207,12 +237,15 @@ impl Shared {
         let mut ctl = self.lock();
         ctl.read_at = Some(Instant::now());
         ctl.failing = None;
+        self.overrule_opening_webhook(&mut ctl);
         self.recompute(&mut ctl);
     }
 
     pub(crate) fn apply_failure(&self, err: FetchError) {
         let mut ctl = self.lock();
         ctl.failing = Some(err);
+        // An unconfirmed all-clear is not the "last state read" KeepLast keeps.
+        self.overrule_opening_webhook(&mut ctl);
         self.recompute(&mut ctl);
     }
 

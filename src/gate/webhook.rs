@@ -3,9 +3,11 @@
 //! The webhook patches the last page the gate judged (or an empty page): the
 //! page-wide indicator, the component row that changed, or the incident that
 //! was created, updated or resolved. The patched page is judged like a polled
-//! one and stands until a poll returns a page that differs from the last
-//! polled one, so a CDN copy older than the webhook does not undo it; a poll
-//! is started at once to confirm.
+//! one; a poll is started at once to confirm. A state that closes the gate
+//! stands until a poll returns a page that differs from the last polled one,
+//! so a CDN copy older than the webhook does not undo it. A state that opens
+//! a gate the polled page closes does not stand: the confirming poll, even a
+//! 304, closes it again, so a forged all-clear lasts at most one poll.
 
 use crate::status_page::{
     parse_webhook, Indicator, PageError, PageStatus, Summary, Webhook, WebhookEvent,

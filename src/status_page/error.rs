@@ -14,6 +14,10 @@ pub enum PageErrorKind {
     Truncated,
     /// Valid JSON of the wrong shape: a missing field or a value of the wrong type.
     Shape,
+    /// Larger than the size cap, so not parsed at all. Reported by
+    /// [`StatusGate::apply_webhook`](crate::gate::StatusGate::apply_webhook);
+    /// the parsers themselves take any length.
+    TooLarge,
 }
 
 /// A status-page document could not be read.
@@ -34,6 +38,16 @@ impl PageError {
             line: 0,
             column: 0,
             message: "empty document".to_owned(),
+        }
+    }
+
+    /// A document of `len` bytes refused unread for being over `max`.
+    pub(crate) fn too_large(len: usize, max: usize) -> Self {
+        Self {
+            kind: PageErrorKind::TooLarge,
+            line: 0,
+            column: 0,
+            message: format!("{len} bytes, over the {max}-byte cap"),
         }
     }
 
