@@ -1,25 +1,40 @@
 #!/usr/bin/env bash
-# Instruction counts per call of each happy-path variant of benches/overhead.rs
-# and of one open-gate check, under valgrind's callgrind (deterministic, so the
+# Instruction counts per call under valgrind's callgrind (deterministic, so the
 # ratios hold on a noisy shared machine). Needs valgrind (Debian: `valgrind`).
 #
-# Each variant runs with N calls and with 0 calls; (Ir(N) - Ir(0)) / N is the
-# cost of one call, request construction included (the same in every variant).
+# - benches/overhead.rs variants: one in-memory call each (request
+#   construction included, the same in every variant), one gate check.
+# - benches/e2e.rs variants: one loopback request, client and server on one
+#   thread, user space only (the kernel's TCP work is not counted).
 #
-# Usage: bash benches/callgrind.sh [N]   (default 5000)
+# Each variant runs with N calls and with 0 calls; (Ir(N) - Ir(0)) / N is the
+# cost of one call.
+#
+# Usage: bash benches/callgrind.sh [N]   (default 5000; e2e uses N/5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-5000}"
-cargo bench --bench overhead --no-run >/dev/null 2>&1
-bin=$(cargo bench --bench overhead --no-run --message-format=json 2>/dev/null \
-  | sed -n 's/.*"executable":"\([^"]*overhead[^"]*\)".*/\1/p' | tail -n1)
-ir() {
-  OVERHEAD_PROFILE="$1" OVERHEAD_CALLS="$2" valgrind --tool=callgrind \
-    --callgrind-out-file=/dev/null "$bin" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+exe() {
+  cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null |
+    sed -n "s/.*\"executable\":\"\([^\"]*deps\/$1-[^\"]*\)\".*/\1/p" | tail -n1
 }
-printf '| variant | instructions per call |\n|---|---:|\n'
+overhead=$(exe overhead)
+e2e=$(exe e2e)
+ir() { # ENV_PREFIX binary variant calls
+  env "$1_PROFILE=$3" "$1_CALLS=$4" valgrind --tool=callgrind \
+    --callgrind-out-file=/dev/null "$2" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+per_call() { # ENV_PREFIX binary variant calls
+  local zero full
+  zero=$(ir "$1" "$2" "$3" 0)
+  full=$(ir "$1" "$2" "$3" "$4")
+  awk -v b="$5" -v v="$3" -v z="$zero" -v f="$full" -v n="$4" \
+    'BEGIN { printf "| %s | %s | %.1f |\n", b, v, (f - z) / n }'
+}
+printf '| bench | variant | instructions per call |\n|---|---|---:|\n'
 for v in bare retry_layer gate_layer both_layers tower_retry_clone gate_check atomic_bool_check; do
-  zero=$(ir "$v" 0)
-  full=$(ir "$v" "$n")
-  awk -v v="$v" -v z="$zero" -v f="$full" -v n="$n" 'BEGIN { printf "| %s | %.1f |\n", v, (f - z) / n }'
+  per_call OVERHEAD "$overhead" "$v" "$n" overhead
+done
+for v in bare both_layers; do
+  per_call E2E "$e2e" "$v" "$((n / 5))" e2e
 done
