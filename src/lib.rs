@@ -11,7 +11,8 @@
 //!
 //! Both are plain tower layers over `http::Request<B>` / `http::Response<B>`
 //! for any [`http_body::Body`]: they stack onto a hyper-util client, a tonic
-//! `Channel`, a `reqwest::Client` ([`integration`]) or an axum backend.
+//! `Channel`, a `reqwest::Client` (the `integration` module, behind cargo
+//! features) or an axum backend.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread", start_paused = true)]

@@ -93,11 +93,34 @@ pub struct IncidentRef {
     pub status: String,
 }
 
+/// The most bytes of page-provided text a verdict keeps: a [`GateClosed`]
+/// message and a 503 body are built from it on every refused request, and a
+/// hostile page may send a description of nearly its whole size cap.
+///
+/// [`GateClosed`]: super::GateClosed
+pub const MAX_TEXT: usize = 1024;
+
+/// `text`, cut to at most [`MAX_TEXT`] bytes at a character boundary, with
+/// `…` marking a cut.
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_TEXT {
+        return text.to_owned();
+    }
+    let mut end = MAX_TEXT - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = String::with_capacity(MAX_TEXT);
+    cut.push_str(text.get(..end).unwrap_or_default());
+    cut.push('…');
+    cut
+}
+
 impl IncidentRef {
     fn from_incident(i: &Incident) -> Self {
         Self {
-            name: i.name.clone(),
-            shortlink: i.shortlink.clone(),
+            name: bounded(&i.name),
+            shortlink: i.shortlink.as_deref().map(bounded),
             impact: i.impact.as_ref().map(|x| x.as_str().to_owned()),
             status: i.status.as_str().to_owned(),
         }
@@ -218,7 +241,7 @@ impl Policy {
                 let level = component_level(&c.status);
                 tally.add(level);
                 if level != Level::Fine {
-                    components.push((c.name.clone(), c.status.clone()));
+                    components.push((bounded(&c.name), c.status.clone()));
                 }
             }
             let maint = page.scheduled_maintenances.iter().map(|m| (m, true));
@@ -239,8 +262,11 @@ impl Policy {
         }
         if self.closes(&tally) {
             Decision::Closed(Verdict {
-                indicator: page.status.indicator.clone(),
-                description: page.status.description.clone(),
+                indicator: match &page.status.indicator {
+                    Indicator::Unknown(text) => Indicator::Unknown(bounded(text)),
+                    known => known.clone(),
+                },
+                description: page.status.description.as_deref().map(bounded),
                 incidents,
                 components,
             })
@@ -342,6 +368,16 @@ mod tests {
             ..p.clone()
         };
         assert_eq!(strict.decide(&with_inc), Decision::Open);
+    }
+
+    #[test]
+    fn page_text_is_bounded_at_a_char_boundary() {
+        assert_eq!(bounded("short"), "short");
+        let long = "é".repeat(2000);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_TEXT, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(cut.trim_end_matches('…').chars().all(|c| c == 'é'));
     }
 
     #[test]

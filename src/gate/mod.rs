@@ -105,7 +105,7 @@ pub use builder::{
     Endpoint, StatusGateBuilder, DEFAULT_BASE_URL, DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_POLL_INTERVAL, DEFAULT_REQUEST_TIMEOUT, MIN_POLL_INTERVAL,
 };
-pub use decide::{Decision, IncidentRef, Policy, Severity, Verdict};
+pub use decide::{Decision, IncidentRef, Policy, Severity, Verdict, MAX_TEXT};
 pub use error::{BuildError, CloseCause, FetchError, FetchErrorKind, GateClosed, PollError};
 pub use future::{Respond503Future, ResponseFuture};
 pub use handle::StatusGate;
