@@ -114,13 +114,17 @@ impl Backoff {
 
     /// The nominal delay before retry `retry` (1-based), before jitter.
     pub fn nominal(&self, retry: u32) -> Duration {
-        let exponent = retry.saturating_sub(1);
-        let grown = self
-            .factor
-            .get()
-            .checked_pow(exponent)
-            .and_then(|multiplier| self.initial.checked_mul(multiplier))
-            .unwrap_or(self.max);
+        // Grow step by step until the cap: `factor^(retry-1)` overflows a
+        // `u32` long before `initial × factor^(retry-1)` need pass the cap
+        // (a zero or nanosecond start). At most ~100 steps for a factor ≥ 2.
+        let factor = self.factor.get();
+        let mut grown = self.initial;
+        for _ in 1..retry {
+            if factor == 1 || grown.is_zero() || grown >= self.max {
+                break;
+            }
+            grown = grown.checked_mul(factor).unwrap_or(self.max);
+        }
         grown.min(self.max)
     }
 
