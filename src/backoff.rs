@@ -37,12 +37,23 @@ pub enum Jitter {
 
 impl Jitter {
     fn apply(self, delay: Duration, rng: &mut fastrand::Rng) -> Duration {
-        match self {
-            Jitter::None => delay,
-            Jitter::Full => delay.mul_f64(rng.f64()),
-            Jitter::QuarterShorter => delay.mul_f64(1.0 - 0.25 * rng.f64()),
-        }
+        let factor = match self {
+            Jitter::None => return delay,
+            Jitter::Full => rng.f64(),
+            Jitter::QuarterShorter => 1.0 - 0.25 * rng.f64(),
+        };
+        scale(delay, factor)
     }
+}
+
+/// `delay × factor` for a factor in `[0, 1]`, never above `delay`.
+///
+/// `Duration::mul_f64` panics when the product rounds above `Duration::MAX`,
+/// which a delay near the maximum does even at a factor of 1.
+fn scale(delay: Duration, factor: f64) -> Duration {
+    Duration::try_from_secs_f64(delay.as_secs_f64() * factor)
+        .unwrap_or(delay)
+        .min(delay)
 }
 
 /// A capped exponential backoff schedule.
@@ -233,6 +244,19 @@ mod tests {
             shorter |= d < nominal;
         }
         assert!(shorter, "jitter never shortened a delay");
+    }
+
+    #[test]
+    fn jitter_near_the_maximum_duration_does_not_panic() {
+        // `Duration::MAX.mul_f64(1.0)` panics: the f64 product rounds up.
+        assert_eq!(scale(Duration::MAX, 1.0), Duration::MAX);
+        assert!(scale(Duration::MAX, 0.999_999_999_999) <= Duration::MAX);
+        assert_eq!(scale(Duration::from_secs(8), 0.75), Duration::from_secs(6));
+        assert_eq!(scale(Duration::from_secs(8), 0.0), Duration::ZERO);
+        let huge = Backoff::new(Duration::MAX, Duration::MAX);
+        for jitter in [Jitter::Full, Jitter::QuarterShorter] {
+            assert_eq!(huge.jitter(jitter).delays(Some(3)).take(100).count(), 100);
+        }
     }
 
     #[test]

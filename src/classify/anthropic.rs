@@ -1,4 +1,6 @@
 use http::{HeaderMap, StatusCode};
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::rules::{Facts, Rules, StatusRule};
@@ -64,7 +66,7 @@ impl Default for AnthropicClassifier {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Option<&'a str>,
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     error: Option<ErrorObject<'a>>,
 }
@@ -72,7 +74,7 @@ struct Envelope<'a> {
 #[derive(Deserialize)]
 struct ErrorObject<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Option<&'a str>,
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     details: Option<Details<'a>>,
 }
@@ -80,14 +82,17 @@ struct ErrorObject<'a> {
 #[derive(Deserialize)]
 struct Details<'a> {
     #[serde(borrow)]
-    error_code: Option<&'a str>,
+    error_code: Option<Cow<'a, str>>,
 }
 
 pub(super) fn facts(body: &[u8]) -> Facts {
     let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(body) else {
         return Facts::default();
     };
-    let Some(error) = envelope.error.filter(|_| envelope.kind == Some("error")) else {
+    let Some(error) = envelope
+        .error
+        .filter(|_| envelope.kind.as_deref() == Some("error"))
+    else {
         return Facts::default();
     };
     let Some(kind) = error.kind else {
@@ -95,7 +100,7 @@ pub(super) fn facts(body: &[u8]) -> Facts {
     };
     Facts {
         recognised: true,
-        transient: match kind {
+        transient: match kind.as_ref() {
             "api_error" => Some("api_error"),
             "overloaded_error" => Some("overloaded_error"),
             _ => None,
@@ -308,6 +313,15 @@ mod tests {
             c.classify_head(StatusCode::INTERNAL_SERVER_ERROR, &map),
             Head::ReadBody
         );
+    }
+
+    #[test]
+    fn escaped_error_types_are_recognised() {
+        let escaped =
+            br#"{"type":"err\u006fr","error":{"type":"overloaded\u005ferror","message":"m"}}"#;
+        let f = facts(escaped);
+        assert!(f.recognised);
+        assert_eq!(f.transient, Some("overloaded_error"));
     }
 
     #[test]

@@ -1,4 +1,6 @@
 use http::{HeaderMap, StatusCode};
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::rules::{Facts, Rules, StatusRule};
@@ -60,9 +62,9 @@ struct Envelope<'a> {
 #[derive(Deserialize)]
 struct ErrorObject<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Option<&'a str>,
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    code: Option<&'a str>,
+    code: Option<Cow<'a, str>>,
 }
 
 fn facts(body: &[u8]) -> Facts {
@@ -72,7 +74,8 @@ fn facts(body: &[u8]) -> Facts {
     else {
         return Facts::default();
     };
-    let is = |value: &str| error.kind == Some(value) || error.code == Some(value);
+    let is =
+        |value: &str| error.kind.as_deref() == Some(value) || error.code.as_deref() == Some(value);
     Facts {
         recognised: error.kind.is_some() || error.code.is_some(),
         transient: is("server_error").then_some("server_error"),
