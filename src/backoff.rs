@@ -89,6 +89,10 @@ impl Backoff {
 
     /// The official Anthropic SDKs' schedule: 0.5 s doubling to 8 s,
     /// each delay up to 25 % shorter ([`Jitter::QuarterShorter`]).
+    ///
+    /// Source: anthropic-sdk-python, `_constants.py` (`INITIAL_RETRY_DELAY =
+    /// 0.5`, `MAX_RETRY_DELAY = 8.0`) and `_base_client.py`
+    /// (`_calculate_retry_timeout`: `delay × (1 − 0.25 × random())`).
     pub const fn anthropic_sdk() -> Self {
         Self {
             jitter: Jitter::QuarterShorter,

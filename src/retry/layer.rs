@@ -41,6 +41,9 @@ pub struct RetryLayer<C = AnthropicClassifier> {
 
 impl RetryLayer<AnthropicClassifier> {
     /// The defaults above: the provider's recipe with jitter and a budget.
+    ///
+    /// Source: the provider's `api_error` documentation ("Fix: Retry with
+    /// backoff": 5 attempts, `delay = 5`, `delay = min(delay * 2, 120)`).
     pub fn new() -> Self {
         Self {
             settings: Arc::new(Settings {
@@ -72,6 +75,10 @@ impl RetryLayer<AnthropicClassifier> {
     /// doubling to 8 s, each delay up to 25 % shorter; 408, 409, 429 and ≥ 500
     /// retried ([`AnthropicClassifier::sdk`]); `retry-after` honoured only
     /// within (0, 60] s; transport errors always retried. The budget stays on.
+    ///
+    /// Source: anthropic-sdk-python, `_constants.py` (`DEFAULT_MAX_RETRIES =
+    /// 2`, `INITIAL_RETRY_DELAY = 0.5`, `MAX_RETRY_DELAY = 8.0`) and
+    /// `_base_client.py` (`_should_retry`, `_calculate_retry_timeout`).
     pub fn anthropic_sdk() -> Self {
         Self::new()
             .classifier(AnthropicClassifier::sdk())
