@@ -184,9 +184,88 @@ fn profile(variant: &str, calls: u64) {
     std::hint::black_box(elapsed);
 }
 
+/// Interleaved mode, for a machine whose load drifts (a shared VM):
+/// `E2E_INTERLEAVED=<rounds>` alternates bare and layered runs of a fixed
+/// number of requests, round after round (the order flipped each round), on a
+/// multi-thread runtime (2 workers) and on a current-thread runtime (client
+/// and server on one thread: no cross-thread wake-ups, which on an idle VM
+/// cost more than the layers do), and prints the median requests per second
+/// of each and the median of the per-round ratios.
+#[allow(clippy::print_stdout, clippy::cast_precision_loss)]
+fn interleaved(rounds: usize) {
+    println!("| runtime | concurrency | bare req/s (median) | both layers req/s (median) | median per-round ratio | min ratio | max ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for flavour in ["multi-thread (2 workers)", "current-thread"] {
+        let rt = if flavour == "current-thread" {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let addr = rt.block_on(serve());
+        let uri = format!("http://{addr}/v1/messages");
+        let body = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
+        drop(body.clone());
+        let _guard = rt.enter();
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let both = ServiceBuilder::new()
+            .layer(StatusGateLayer::new(StatusGate::manual()))
+            .layer(RetryLayer::new())
+            .service(client.clone());
+        for (concurrency, requests) in [(1_u64, 4_000_u64), (64, 16_000)] {
+            // Warm-up: connections, pools, lazily initialised state.
+            rt.block_on(drive(&client, &uri, &body, requests / 4, concurrency));
+            rt.block_on(drive(&both, &uri, &body, requests / 4, concurrency));
+            let (mut bare_rps, mut both_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..rounds {
+                let rps = |elapsed: Duration| requests as f64 / elapsed.as_secs_f64();
+                let (b, l) = if round % 2 == 0 {
+                    let b = rps(rt.block_on(drive(&client, &uri, &body, requests, concurrency)));
+                    let l = rps(rt.block_on(drive(&both, &uri, &body, requests, concurrency)));
+                    (b, l)
+                } else {
+                    let l = rps(rt.block_on(drive(&both, &uri, &body, requests, concurrency)));
+                    let b = rps(rt.block_on(drive(&client, &uri, &body, requests, concurrency)));
+                    (b, l)
+                };
+                bare_rps.push(b);
+                both_rps.push(l);
+                ratios.push(l / b);
+            }
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+            };
+            let (lo, hi) = (
+                ratios.iter().copied().fold(f64::INFINITY, f64::min),
+                ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            );
+            println!(
+                "| {flavour} | {concurrency} | {:.0} | {:.0} | {:.3} | {lo:.3} | {hi:.3} |",
+                median(&mut bare_rps),
+                median(&mut both_rps),
+                median(&mut ratios),
+            );
+        }
+    }
+}
+
 criterion_group!(benches, e2e);
 
 fn main() {
+    if let Some(rounds) = std::env::var("E2E_INTERLEAVED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        interleaved(rounds);
+        return;
+    }
     if let Ok(variant) = std::env::var("E2E_PROFILE") {
         let calls = std::env::var("E2E_CALLS")
             .ok()
