@@ -4,7 +4,7 @@
 //! update what they know, recompute the effective state and publish it into an
 //! `ArcSwapOption`; readers on the request path only load that pointer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -101,6 +101,9 @@ struct Control {
 }
 
 pub(crate) struct Shared {
+    /// Whether `state` holds a closed state: the request path reads only this
+    /// flag while the gate is open (one relaxed-cost load, no arc-swap debt).
+    closed: AtomicBool,
     state: ArcSwapOption<ClosedInfo>,
     status_tx: watch::Sender<GateStatus>,
     ctl: Mutex<Control>,
@@ -125,6 +128,7 @@ impl Shared {
         max_webhook_bytes: usize,
     ) -> Self {
         Self {
+            closed: AtomicBool::new(false),
             state: ArcSwapOption::empty(),
             status_tx: watch::Sender::new(GateStatus::Open),
             ctl: Mutex::new(Control::default()),
@@ -147,6 +151,9 @@ impl Shared {
     /// The request-path read: one atomic load, no allocation while open.
     #[inline]
     pub(crate) fn check(&self) -> Result<(), GateClosed> {
+        if !self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         match &*self.state.load() {
             None => Ok(()),
             Some(info) => Err(GateClosed {
@@ -353,7 +360,11 @@ impl Shared {
             }
             (_, next) => next.map(Arc::new),
         };
+        // `state` first, then the flag: a reader that sees the flag set finds
+        // the closed state behind it (the release pairs with `check`'s
+        // acquire); one that still sees it set after an opening finds `None`.
         self.state.store(next.clone());
+        self.closed.store(next.is_some(), Ordering::Release);
         let status = match next {
             None => {
                 tracing::info!(target: "tower_api_guard::gate", "status gate open");

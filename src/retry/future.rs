@@ -90,19 +90,23 @@ where
     /// `service` must be ready: it is called for the first attempt.
     pub(crate) fn new(mut service: S, settings: Arc<Settings<C>>, request: Request<ReqB>) -> Self {
         let policy = &settings.policy;
-        let max_attempts = request
-            .extensions()
+        let (mut parts, body) = request.into_parts();
+        let max_attempts = parts
+            .extensions
             .get::<RetryControl>()
             .and_then(RetryControl::attempts)
             .unwrap_or(policy.max_attempts)
             .get();
-        let gate = policy
-            .gate
-            .clone()
-            .or_else(|| request.extensions().get::<StatusGate>().cloned());
+        // A gate outside this layer leaves itself in the extensions. Take it
+        // out rather than copy it: the upstream has no use for it, and an
+        // empty map costs nothing to copy for each attempt.
+        let found = parts.extensions.remove::<StatusGate>();
+        if found.is_some() && parts.extensions.is_empty() {
+            parts.extensions = http::Extensions::new();
+        }
+        let gate = policy.gate.clone().or(found);
         let cap = policy.max_replay_body;
         let started = policy.deadline.map(|_| Instant::now());
-        let (parts, body) = request.into_parts();
 
         let (template, first) = if max_attempts <= 1 {
             (None, First::Send(Request::from_parts(parts, body)))
