@@ -12,7 +12,7 @@ use tokio::time::{Instant, Sleep};
 use tower::Service;
 use tracing::Span;
 
-use super::body::{Collect, Prefetch, Prefetched, ResponseBody};
+use super::body::{Collect, Prefetch, Prefetched, ResponseBody, Watch};
 use super::control::RetryControl;
 use super::info::{RetryInfo, Stop};
 use super::policy::{find, HintDecision, Settings};
@@ -250,46 +250,13 @@ where
                     }
                 }
                 StateProj::Reading { parts, prefetch } => {
-                    let prefetched = {
-                        let _entered = run.span.enter();
-                        ready!(prefetch.poll(cx))
-                    };
-                    let step = match (parts.take(), prefetched) {
-                        (Some(parts), Some(prefetched)) => {
-                            let verdict = run.settings.classifier.classify_body(
-                                parts.status,
-                                &parts.headers,
-                                prefetched.view(),
-                            );
-                            run.on_verdict(parts, prefetched, verdict)
-                        }
-                        _ => Step::Return(Err(polled_after_completion())),
-                    };
+                    let step = ready!(run.poll_read(parts, prefetch, cx));
                     if let Some(outcome) = step.apply(this.state.as_mut()) {
                         return Poll::Ready(outcome);
                     }
                 }
                 StateProj::Peeking { parts, prefetch } => {
-                    let prefetched = {
-                        let _entered = run.span.enter();
-                        ready!(prefetch.poll(cx))
-                    };
-                    let step = match (parts.take(), prefetched) {
-                        (Some(parts), Some(prefetched)) => {
-                            let verdict = match prefetched.first_event() {
-                                Some(event) if event.name == b"error" => {
-                                    run.settings.classifier.classify_body(
-                                        parts.status,
-                                        &parts.headers,
-                                        ErrorBody::Complete(&event.data),
-                                    )
-                                }
-                                _ => Verdict::Final,
-                            };
-                            run.on_verdict(parts, prefetched, verdict)
-                        }
-                        _ => Step::Return(Err(polled_after_completion())),
-                    };
+                    let step = ready!(run.poll_read(parts, prefetch, cx));
                     if let Some(outcome) = step.apply(this.state.as_mut()) {
                         return Poll::Ready(outcome);
                     }
@@ -304,6 +271,44 @@ where
                     ));
                 }
             }
+        }
+    }
+}
+
+/// What a finished read says, given the classifier.
+trait Judge: Watch + Sized {
+    fn verdict<B: Body, C: Classify>(
+        read: &Prefetched<B, Self>,
+        classifier: &C,
+        parts: &http::response::Parts,
+    ) -> Verdict;
+}
+
+impl Judge for Collect {
+    /// An error body: the classifier reads what was read of it.
+    fn verdict<B: Body, C: Classify>(
+        read: &Prefetched<B, Self>,
+        classifier: &C,
+        parts: &http::response::Parts,
+    ) -> Verdict {
+        classifier.classify_body(parts.status, &parts.headers, read.view())
+    }
+}
+
+impl Judge for FirstEvent {
+    /// An event stream: only a whole first `error` event is classified.
+    fn verdict<B: Body, C: Classify>(
+        read: &Prefetched<B, Self>,
+        classifier: &C,
+        parts: &http::response::Parts,
+    ) -> Verdict {
+        match read.first_event() {
+            Some(event) if event.name == b"error" => classifier.classify_body(
+                parts.status,
+                &parts.headers,
+                ErrorBody::Complete(&event.data),
+            ),
+            _ => Verdict::Final,
         }
     }
 }
@@ -436,6 +441,26 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.split(';').next())
                 .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/event-stream"))
+    }
+
+    /// Drives the read of an error body or a stream's start, then judges it.
+    fn poll_read<W: Judge>(
+        &mut self,
+        parts: &mut Option<http::response::Parts>,
+        prefetch: Pin<&mut Prefetch<ResB, W>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Step<ResB>> {
+        let prefetched = {
+            let _entered = self.span.enter();
+            ready!(prefetch.poll(cx))
+        };
+        Poll::Ready(match (parts.take(), prefetched) {
+            (Some(parts), Some(prefetched)) => {
+                let verdict = W::verdict(&prefetched, &self.settings.classifier, &parts);
+                self.on_verdict(parts, prefetched, verdict)
+            }
+            _ => Step::Return(Err(polled_after_completion())),
+        })
     }
 
     /// Hands the read response on, or plans its retry.
