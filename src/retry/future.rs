@@ -16,7 +16,7 @@ use super::body::{Collect, Prefetch, Prefetched, ResponseBody, Watch};
 use super::control::RetryControl;
 use super::info::{RetryInfo, Stop};
 use super::policy::{find, HintDecision, Settings};
-use super::replay::{BufferOutcome, Buffering, Replay, ReplayBody};
+use super::replay::{BufferOutcome, Buffering, Replay, ReplayBody, ReplayedBody};
 use super::stream_start::FirstEvent;
 use super::template::{Source, Template};
 use crate::classify::{Classify, ErrorBody, Head, RetryReason, Verdict};
@@ -47,8 +47,13 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, ReqB: Body, ResB: Body> {
-        // Reading the request body into memory before the first attempt.
-        Buffering { buffering: Buffering<ReqB> },
+        // Reading the request body into memory before the first attempt; the
+        // head waits here until the template can be made.
+        Buffering {
+            buffering: Buffering<ReqB>,
+            head: Option<http::request::Parts>,
+            rebuild: fn(ReplayedBody<ReqB>) -> ReqB,
+        },
         // Waiting for the service to be ready for a retry.
         Ready,
         // An attempt is in flight.
@@ -116,12 +121,12 @@ where
                     if body.size_hint().exact().is_none_or(|n| n <= cap) =>
                 {
                     let template = Template::new(parts, Source::Clone { body, clone });
-                    let first = template.request().map_or(First::Wait, First::Send);
-                    (Some(template), first)
+                    let first = template.request();
+                    (Some(template), First::Send(first))
                 }
                 Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
-                    let template = Template::new(parts, Source::Pending { rebuild });
-                    (Some(template), First::Buffer(Buffering::new(body, cap)))
+                    let buffering = Buffering::new(body, cap);
+                    (None, First::Buffer(buffering, parts, rebuild))
                 }
                 Replay::Once(body) => (None, First::Send(Request::from_parts(parts, body))),
                 Replay::Clone { body, .. } | Replay::Buffer { body, .. } => {
@@ -152,8 +157,11 @@ where
             First::Send(request) => State::Calling {
                 future: run.call(&mut service, request),
             },
-            First::Buffer(buffering) => State::Buffering { buffering },
-            First::Wait => State::Ready,
+            First::Buffer(buffering, head, rebuild) => State::Buffering {
+                buffering,
+                head: Some(head),
+                rebuild,
+            },
         };
         Self {
             state,
@@ -165,8 +173,7 @@ where
 
 enum First<B: Body> {
     Send(Request<B>),
-    Buffer(Buffering<B>),
-    Wait,
+    Buffer(Buffering<B>, http::request::Parts, fn(ReplayedBody<B>) -> B),
 }
 
 impl<S, C, ReqB, ResB> Future for ResponseFuture<S, C, ReqB, ResB>
@@ -184,34 +191,34 @@ where
         let run = this.run;
         loop {
             match this.state.as_mut().project() {
-                StateProj::Buffering { buffering } => {
+                StateProj::Buffering {
+                    buffering,
+                    head,
+                    rebuild,
+                } => {
                     let outcome = ready!(buffering.poll_buffer(cx));
-                    let request = match (outcome, run.template.take()) {
-                        (BufferOutcome::Complete(buffered), Some(mut template)) => {
-                            if let Source::Pending { rebuild } = template.source {
-                                template.source = Source::Buffered { buffered, rebuild };
-                            }
+                    let Some(head) = head.take() else {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(polled_after_completion()));
+                    };
+                    let request = match outcome {
+                        BufferOutcome::Complete(buffered) => {
+                            let source = Source::Buffered {
+                                buffered,
+                                rebuild: *rebuild,
+                            };
+                            let template = Template::new(head, source);
                             let request = template.request();
                             run.template = Some(template);
                             request
                         }
-                        (BufferOutcome::Once(body), Some(template)) => {
+                        BufferOutcome::Once(body) => {
                             tracing::debug!(
                                 max_replay_body = run.settings.policy.max_replay_body,
                                 "request body over the replay cap (or failed): sent once, not retried"
                             );
-                            match template.source {
-                                Source::Pending { rebuild } | Source::Buffered { rebuild, .. } => {
-                                    Some(template.request_with(rebuild(body)))
-                                }
-                                Source::Clone { .. } => None,
-                            }
+                            Request::from_parts(head, rebuild(body))
                         }
-                        (_, None) => None,
-                    };
-                    let Some(request) = request else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err("retry: request body could not be rebuilt".into()));
                     };
                     // NOTE: `service` is still the instance that `Retry::poll_ready`
                     // drove to readiness; it has not been called yet.
@@ -229,7 +236,8 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(run.give_back_last(Stop::GateClosed));
                     }
-                    let Some(request) = run.template.as_ref().and_then(Template::request) else {
+                    // A retry is planned only with a template (`Run::can_retry`).
+                    let Some(request) = run.template.as_ref().map(Template::request) else {
                         this.state.set(State::Done);
                         return Poll::Ready(run.give_back_last(Stop::NotReplayable));
                     };

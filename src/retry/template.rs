@@ -11,8 +11,6 @@ use super::replay::{Buffered, ReplayedBody};
 pub(crate) enum Source<B: Body> {
     /// Copies of a body already in memory.
     Clone { body: B, clone: fn(&B) -> B },
-    /// The body is being buffered; nothing to send yet.
-    Pending { rebuild: fn(ReplayedBody<B>) -> B },
     /// Rebuilt around the buffered bytes.
     Buffered {
         buffered: Arc<Buffered>,
@@ -27,7 +25,7 @@ pub(crate) struct Template<B: Body> {
     version: Version,
     headers: HeaderMap,
     extensions: Extensions,
-    pub(crate) source: Source<B>,
+    source: Source<B>,
 }
 
 impl<B: Body> Template<B> {
@@ -42,18 +40,12 @@ impl<B: Body> Template<B> {
         }
     }
 
-    /// A request for the next attempt; `None` while the body is still being buffered.
-    pub(crate) fn request(&self) -> Option<Request<B>> {
+    /// A request for the next attempt: a copy of the head and of the body.
+    pub(crate) fn request(&self) -> Request<B> {
         let body = match &self.source {
             Source::Clone { body, clone } => clone(body),
             Source::Buffered { buffered, rebuild } => rebuild(ReplayedBody::replay(buffered)),
-            Source::Pending { .. } => return None,
         };
-        Some(self.request_with(body))
-    }
-
-    /// A request with this head and `body`.
-    pub(crate) fn request_with(&self, body: B) -> Request<B> {
         let mut request = Request::new(body);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.uri.clone();
