@@ -169,9 +169,11 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         // NOTE: reqwest keeps a request's timeout (and its other settings) in
         // the extensions, which both conversions carry.
-        match ::reqwest::Request::try_from(request) {
-            Ok(request) => HttpClientFuture::call(self.client.call(request)),
-            Err(error) => HttpClientFuture::failed(error.into()),
+        let call = ::reqwest::Request::try_from(request)
+            .map(|request| self.client.call(request))
+            .map_err(Into::into);
+        HttpClientFuture {
+            outcome: Outcome::new(call),
         }
     }
 }
@@ -184,25 +186,42 @@ pin_project! {
     }
 }
 
+impl<F> Outcome<F> {
+    fn new(call: Result<F, BoxError>) -> Self {
+        match call {
+            Ok(future) => Outcome::Call { future },
+            Err(error) => Outcome::Failed { error: Some(error) },
+        }
+    }
+
+    /// Polls the call and converts its response; a failed conversion of the
+    /// request comes out as the error.
+    fn poll_with<T, E, U>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        convert: impl FnOnce(T) -> U,
+    ) -> Poll<Result<U, BoxError>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        match self.project() {
+            OutcomeProj::Call { future } => {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                Poll::Ready(Ok(convert(response)))
+            }
+            OutcomeProj::Failed { error } => Poll::Ready(Err(error
+                .take()
+                .unwrap_or_else(|| "reqwest: future polled after completion".into()))),
+        }
+    }
+}
+
 pin_project! {
     /// The response future of [`HttpClient`].
     pub struct HttpClientFuture<F> {
         #[pin]
         outcome: Outcome<F>,
-    }
-}
-
-impl<F> HttpClientFuture<F> {
-    fn call(future: F) -> Self {
-        Self {
-            outcome: Outcome::Call { future },
-        }
-    }
-
-    fn failed(error: BoxError) -> Self {
-        Self {
-            outcome: Outcome::Failed { error: Some(error) },
-        }
     }
 }
 
@@ -220,15 +239,7 @@ where
     type Output = Result<http::Response<Body>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().outcome.project() {
-            OutcomeProj::Call { future } => {
-                let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                Poll::Ready(Ok(into_http(response)))
-            }
-            OutcomeProj::Failed { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| "reqwest: future polled after completion".into()))),
-        }
+        self.project().outcome.poll_with(cx, into_http)
     }
 }
 
@@ -291,9 +302,11 @@ where
     }
 
     fn call(&mut self, request: ::reqwest::Request) -> Self::Future {
-        match http::Request::<Body>::try_from(request) {
-            Ok(request) => ReqwestFuture::call(self.inner.call(request)),
-            Err(error) => ReqwestFuture::failed(error.into()),
+        let call = http::Request::<Body>::try_from(request)
+            .map(|request| self.inner.call(request))
+            .map_err(Into::into);
+        ReqwestFuture {
+            outcome: Outcome::new(call),
         }
     }
 }
@@ -303,20 +316,6 @@ pin_project! {
     pub struct ReqwestFuture<F> {
         #[pin]
         outcome: Outcome<F>,
-    }
-}
-
-impl<F> ReqwestFuture<F> {
-    fn call(future: F) -> Self {
-        Self {
-            outcome: Outcome::Call { future },
-        }
-    }
-
-    fn failed(error: BoxError) -> Self {
-        Self {
-            outcome: Outcome::Failed { error: Some(error) },
-        }
     }
 }
 
@@ -337,14 +336,10 @@ where
     type Output = Result<::reqwest::Response, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().outcome.project() {
-            OutcomeProj::Call { future } => {
-                let response = ready!(future.poll(cx)).map_err(Into::into)?;
-                Poll::Ready(Ok(::reqwest::Response::from(response.map(Body::wrap))))
-            }
-            OutcomeProj::Failed { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| "reqwest: future polled after completion".into()))),
-        }
+        self.project()
+            .outcome
+            .poll_with(cx, |response: http::Response<B>| {
+                ::reqwest::Response::from(response.map(Body::wrap))
+            })
     }
 }
