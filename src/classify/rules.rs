@@ -41,13 +41,14 @@ impl Rules {
         if !(status.is_client_error() || status.is_server_error()) {
             return Head::Final;
         }
-        if should_retry(headers) == Some(false) {
+        let server_says = should_retry(headers);
+        if server_says == Some(false) {
             return Head::Final;
         }
         let candidate = status.is_server_error()
             || matches!(status.as_u16(), 408 | 409 | 429)
             || is_json(headers)
-            || should_retry(headers) == Some(true);
+            || server_says == Some(true);
         if candidate {
             Head::ReadBody
         } else {
