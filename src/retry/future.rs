@@ -95,21 +95,15 @@ where
     /// `service` must be ready: it is called for the first attempt.
     pub(crate) fn new(mut service: S, settings: Arc<Settings<C>>, request: Request<ReqB>) -> Self {
         let policy = &settings.policy;
-        let (mut parts, body) = request.into_parts();
+        let (parts, body) = request.into_parts();
         let max_attempts = parts
             .extensions
             .get::<RetryControl>()
             .and_then(RetryControl::attempts)
             .unwrap_or(policy.max_attempts)
             .get();
-        // A gate outside this layer leaves itself in the extensions. Take it
-        // out rather than copy it: the upstream has no use for it, and an
-        // empty map costs nothing to copy for each attempt.
-        let found = parts.extensions.remove::<StatusGate>();
-        if found.is_some() && parts.extensions.is_empty() {
-            parts.extensions = http::Extensions::new();
-        }
-        let gate = policy.gate.clone().or(found);
+        // A gate outside this layer names itself while it calls this one.
+        let gate = policy.gate.clone().or_else(crate::gate::scope::current);
         let cap = policy.max_replay_body;
         let started = policy.deadline.map(|_| Instant::now());
 
@@ -120,9 +114,8 @@ where
                 Replay::Clone { body, clone }
                     if body.size_hint().exact().is_none_or(|n| n <= cap) =>
                 {
-                    let template = Template::new(parts, Source::Clone { body, clone });
-                    let first = template.request();
-                    (Some(template), First::Send(first))
+                    let (template, first) = Template::first(parts, Source::Clone { body, clone });
+                    (template, First::Send(first))
                 }
                 Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
                     let buffering = Buffering::new(body, cap);
@@ -207,9 +200,8 @@ where
                                 buffered,
                                 rebuild: *rebuild,
                             };
-                            let template = Template::new(head, source);
-                            let request = template.request();
-                            run.template = Some(template);
+                            let (template, request) = Template::first(head, source);
+                            run.template = template;
                             request
                         }
                         BufferOutcome::Once(body) => {
@@ -236,8 +228,9 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(run.give_back_last(Stop::GateClosed));
                     }
-                    // A retry is planned only with a template (`Run::can_retry`).
-                    let Some(request) = run.template.as_ref().map(Template::request) else {
+                    // A retry is planned only with a template (`Run::can_retry`);
+                    // `None` here is a head that no longer parses.
+                    let Some(request) = run.template.as_ref().and_then(Template::request) else {
                         this.state.set(State::Done);
                         return Poll::Ready(run.give_back_last(Stop::NotReplayable));
                     };

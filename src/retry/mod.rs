@@ -58,6 +58,7 @@
 mod body;
 mod control;
 mod future;
+mod head;
 mod info;
 mod layer;
 mod policy;

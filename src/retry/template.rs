@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
-use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
+use http::request::Parts;
+use http::{Extensions, Method, Request, Version};
 use http_body::Body;
 
+use super::head::PackedHead;
 use super::replay::{Buffered, ReplayedBody};
 
 /// Where each attempt's body comes from.
@@ -18,40 +20,53 @@ pub(crate) enum Source<B: Body> {
     },
 }
 
-/// The request's head and a source of bodies: every attempt is built from it.
+impl<B: Body> Source<B> {
+    fn body(&self) -> B {
+        match self {
+            Source::Clone { body, clone } => clone(body),
+            Source::Buffered { buffered, rebuild } => rebuild(ReplayedBody::replay(buffered)),
+        }
+    }
+}
+
+/// The request's head and a source of bodies: every retry is built from it.
+///
+/// The first attempt gets the caller's own head; the template keeps the URI
+/// and headers packed in one buffer ([`PackedHead`]), so a request that
+/// succeeds at once costs one allocation, not a `HeaderMap` copy.
 pub(crate) struct Template<B: Body> {
     pub(crate) method: Method,
-    uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    head: PackedHead,
     extensions: Extensions,
     source: Source<B>,
 }
 
 impl<B: Body> Template<B> {
-    pub(crate) fn new(parts: http::request::Parts, source: Source<B>) -> Self {
-        Self {
-            method: parts.method,
-            uri: parts.uri,
-            version: parts.version,
-            headers: parts.headers,
-            extensions: parts.extensions,
+    /// The template and the first attempt's request. No template when the
+    /// head cannot be packed (a part over 4 GiB): the request is sent once.
+    pub(crate) fn first(parts: Parts, source: Source<B>) -> (Option<Self>, Request<B>) {
+        let first = Request::from_parts(parts, source.body());
+        let template = PackedHead::pack(first.uri(), first.headers()).map(|head| Self {
+            method: first.method().clone(),
+            version: first.version(),
+            head,
+            extensions: first.extensions().clone(),
             source,
-        }
+        });
+        (template, first)
     }
 
     /// A request for the next attempt: a copy of the head and of the body.
-    pub(crate) fn request(&self) -> Request<B> {
-        let body = match &self.source {
-            Source::Clone { body, clone } => clone(body),
-            Source::Buffered { buffered, rebuild } => rebuild(ReplayedBody::replay(buffered)),
-        };
-        let mut request = Request::new(body);
+    /// `None` if the packed head no longer parses (see [`PackedHead::unpack`]).
+    pub(crate) fn request(&self) -> Option<Request<B>> {
+        let (uri, headers) = self.head.unpack()?;
+        let mut request = Request::new(self.source.body());
         *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.uri.clone();
+        *request.uri_mut() = uri;
         *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers.clone();
+        *request.headers_mut() = headers;
         *request.extensions_mut() = self.extensions.clone();
-        request
+        Some(request)
     }
 }

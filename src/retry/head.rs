@@ -1,0 +1,180 @@
+//! A request's URI and headers packed into one buffer, kept to send them again.
+//!
+//! Cloning a `HeaderMap` costs two allocations, plus one for the first clone
+//! of every header value or custom name built from a string (`Bytes` backed by
+//! a `Vec` turn shared on their first clone), plus one for the URI. That is
+//! most of what a replaying retry adds to a request that succeeds at once.
+//! Here the original head goes to the first attempt untouched, and what a
+//! retry needs is copied as bytes into a single allocation; a retry parses it
+//! back (the rare path pays, not the happy one).
+//!
+//! Layout of `buf`: scheme, authority, path-and-query, then for each header
+//! (in iteration order, so repeated names keep their order) one flags byte,
+//! the name's and the value's lengths (`u32`, little endian), the name and
+//! the value.
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, Uri};
+
+const SENSITIVE: u8 = 1;
+/// Flags byte + two `u32` lengths.
+const ENTRY_HEADER: usize = 1 + 4 + 4;
+
+/// The URI and headers of a request, packed.
+pub(crate) struct PackedHead {
+    buf: Bytes,
+    scheme: Option<u32>,
+    authority: Option<u32>,
+    path_and_query: Option<u32>,
+    headers: usize,
+}
+
+impl PackedHead {
+    /// Packs `uri` and `headers`; `None` if a part is longer than 4 GiB.
+    pub(crate) fn pack(uri: &Uri, headers: &HeaderMap) -> Option<Self> {
+        let scheme = uri.scheme_str().map(str::as_bytes);
+        let authority = uri.authority().map(|a| a.as_str().as_bytes());
+        let path_and_query = uri.path_and_query().map(|p| p.as_str().as_bytes());
+        let uri_len = [scheme, authority, path_and_query]
+            .iter()
+            .flatten()
+            .map(|part| part.len())
+            .sum::<usize>();
+        let headers_len = headers
+            .iter()
+            .map(|(name, value)| ENTRY_HEADER + name.as_str().len() + value.len())
+            .sum::<usize>();
+        let mut buf = Vec::with_capacity(uri_len + headers_len);
+        let mut part = |bytes: Option<&[u8]>| -> Option<Option<u32>> {
+            let Some(bytes) = bytes else {
+                return Some(None);
+            };
+            buf.extend_from_slice(bytes);
+            u32::try_from(bytes.len()).ok().map(Some)
+        };
+        let scheme = part(scheme)?;
+        let authority = part(authority)?;
+        let path_and_query = part(path_and_query)?;
+        for (name, value) in headers {
+            let name = name.as_str().as_bytes();
+            let value_bytes = value.as_bytes();
+            let flags = if value.is_sensitive() { SENSITIVE } else { 0 };
+            buf.push(flags);
+            buf.extend_from_slice(&u32::try_from(name.len()).ok()?.to_le_bytes());
+            buf.extend_from_slice(&u32::try_from(value_bytes.len()).ok()?.to_le_bytes());
+            buf.extend_from_slice(name);
+            buf.extend_from_slice(value_bytes);
+        }
+        Some(Self {
+            buf: Bytes::from(buf),
+            scheme,
+            authority,
+            path_and_query,
+            headers: headers.len(),
+        })
+    }
+
+    /// The URI and headers again; `None` if a part no longer parses (a
+    /// header value made with `from_maybe_shared_unchecked` that was never
+    /// valid).
+    pub(crate) fn unpack(&self) -> Option<(Uri, HeaderMap)> {
+        let mut rest = self.buf.clone();
+        let mut take = |len: usize| (len <= rest.len()).then(|| rest.split_to(len));
+        let mut parts = http::uri::Parts::default();
+        if let Some(len) = self.scheme {
+            parts.scheme = Some(Scheme::try_from(&take(len as usize)?[..]).ok()?);
+        }
+        if let Some(len) = self.authority {
+            parts.authority = Some(Authority::from_maybe_shared(take(len as usize)?).ok()?);
+        }
+        if let Some(len) = self.path_and_query {
+            parts.path_and_query = Some(PathAndQuery::from_maybe_shared(take(len as usize)?).ok()?);
+        }
+        let uri = Uri::from_parts(parts).ok()?;
+
+        let mut headers = HeaderMap::with_capacity(self.headers);
+        for _ in 0..self.headers {
+            let entry = take(ENTRY_HEADER)?;
+            let (flags, lengths) = entry.split_first()?;
+            let (name_len, value_len) = lengths.split_at(4);
+            let name_len = u32::from_le_bytes(name_len.try_into().ok()?) as usize;
+            let value_len = u32::from_le_bytes(value_len.try_into().ok()?) as usize;
+            let name = HeaderName::from_bytes(&take(name_len)?).ok()?;
+            let mut value = HeaderValue::from_maybe_shared(take(value_len)?).ok()?;
+            value.set_sensitive(flags & SENSITIVE != 0);
+            headers.append(name, value);
+        }
+        Some((uri, headers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(uri: &str, headers: &[(&str, &str, bool)]) {
+        let uri: Uri = uri.parse().unwrap();
+        let mut map = HeaderMap::new();
+        for (name, value, sensitive) in headers {
+            let mut value = HeaderValue::from_str(value).unwrap();
+            value.set_sensitive(*sensitive);
+            map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), value);
+        }
+        let packed = PackedHead::pack(&uri, &map).unwrap();
+        let (uri2, map2) = packed.unpack().unwrap();
+        assert_eq!(uri2, uri);
+        assert_eq!(uri2.to_string(), uri.to_string());
+        assert_eq!(uri2.scheme(), uri.scheme());
+        assert_eq!(uri2.authority(), uri.authority());
+        assert_eq!(uri2.path_and_query(), uri.path_and_query());
+        let pairs = |m: &HeaderMap| -> Vec<(String, Vec<u8>, bool)> {
+            m.iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec(), v.is_sensitive()))
+                .collect()
+        };
+        assert_eq!(pairs(&map2), pairs(&map));
+        // Twice: unpacking leaves the packed head as it was.
+        assert_eq!(packed.unpack().unwrap().1, map);
+    }
+
+    #[test]
+    fn uri_forms_round_trip() {
+        for uri in [
+            "https://api.anthropic.com/v1/messages",
+            "https://api.anthropic.com/v1/messages?beta=true&x=%20y",
+            "http://127.0.0.1:8080",
+            "http://user@example.com:80/",
+            "/v1/messages?stream=1",
+            "/",
+            "*",
+            "example.com:443",
+            "custom+scheme://host/path",
+        ] {
+            round_trip(uri, &[]);
+        }
+    }
+
+    #[test]
+    fn headers_keep_order_repeats_and_sensitivity() {
+        round_trip(
+            "https://api.anthropic.com/v1/messages",
+            &[
+                ("content-type", "application/json", false),
+                ("x-api-key", "sk-ant-secret", true),
+                ("anthropic-beta", "a", false),
+                ("accept", "*/*", false),
+                ("anthropic-beta", "b", false),
+                ("x-empty", "", false),
+                ("x-obs", "caf\u{e9}", false),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_long_value_round_trips() {
+        let long = "v".repeat(100_000);
+        round_trip("/", &[("cookie", &long, true)]);
+    }
+}
