@@ -13,8 +13,9 @@
 //! service: in client mode ([`Reject`]) with a [`GateClosed`] error (inside a
 //! `tower::BoxError`), in server mode ([`Respond503`]) with a synthesized `503`
 //! JSON answer and `Retry-After`, keeping the inner error type (`Infallible`
-//! for axum). Requests the layer forwards carry a clone of the gate in their
-//! extensions, so a retry layer further in can check it before each retry.
+//! for axum). Requests the layer forwards reach the inner service unchanged;
+//! a retry layer further in finds the gate while it is called, and checks it
+//! before each retry.
 //!
 //! Besides polling: manual overrides ([`StatusGate::force_open`],
 //! [`StatusGate::force_closed`], [`StatusGate::clear_override`]), webhooks
@@ -56,9 +57,11 @@
 //!
 //! Put the gate outside the retry layer. A closed gate then refuses a request
 //! before the retry layer buffers its body or spends budget on it; the retry
-//! layer finds the gate in the request's extensions and checks it before each
-//! retry, so no retry is sent into an incident and the caller gets the last
-//! real response. The other order is safe too: every attempt then passes the
+//! layer finds the gate while the gate layer calls it (nothing is added to
+//! the request) and checks it before each retry, so no retry is sent into an
+//! incident and the caller gets the last real response. A layer between them
+//! that moves the call to another task (`tower::buffer`) hides the gate: then
+//! give it to the retry layer with [`RetryLayer::gate`](crate::retry::RetryLayer::gate). The other order is safe too: every attempt then passes the
 //! gate, a [`GateClosed`] error is never retried, and a refused retry is not
 //! counted as an attempt; but a refused request's body is buffered first.
 //!
@@ -96,6 +99,7 @@ mod future;
 mod handle;
 mod layer;
 mod poller;
+pub(crate) mod scope;
 mod service;
 mod state;
 mod webhook;

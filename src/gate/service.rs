@@ -13,6 +13,7 @@ use super::body::{closed_response, GateBody};
 use super::future::{Respond503Future, ResponseFuture};
 use super::handle::StatusGate;
 use super::layer::{Reject, Respond503};
+use super::scope;
 use super::state::GateStatus;
 
 /// The wait for the gate to open, up to a bound. Boxed (once per closed
@@ -143,14 +144,15 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         match self.admit() {
             Err(closed) => ResponseFuture::closed(closed),
             Ok(probe) => {
-                // One `Arc` clone: lets a retry layer further in find the gate.
-                req.extensions_mut().insert(self.gate.clone());
                 let probe = probe.then(|| self.gate.clone());
-                ResponseFuture::forward(self.inner.call(req), probe)
+                // Lets a retry layer further in find the gate (see `scope`).
+                let inner = &mut self.inner;
+                let future = scope::within(&self.gate, || inner.call(req));
+                ResponseFuture::forward(future, probe)
             }
         }
     }
@@ -171,13 +173,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqB>) -> Self::Future {
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         match self.admit() {
             Err(closed) => Respond503Future::closed(closed_response(closed, self.mode.retry_after)),
             Ok(probe) => {
-                req.extensions_mut().insert(self.gate.clone());
                 let probe = probe.then(|| self.gate.clone());
-                Respond503Future::forward(self.inner.call(req), probe)
+                let inner = &mut self.inner;
+                let future = scope::within(&self.gate, || inner.call(req));
+                Respond503Future::forward(future, probe)
             }
         }
     }

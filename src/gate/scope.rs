@@ -1,0 +1,81 @@
+//! How a retry layer inside a [`StatusGateService`](super::StatusGateService)
+//! finds the gate: the service names it for the length of its inner `call`.
+//!
+//! A tower `call` is synchronous, and a retry layer builds its response
+//! future inside it, so the retry layer reads the gate then. This costs two
+//! reference-count updates a request and allocates nothing; putting the gate
+//! in the request's extensions cost three allocations. Like a `tracing` span
+//! entered around a call, it does not cross a layer that moves the call to
+//! another task (`tower::buffer`): a retry layer behind one is given the gate
+//! with [`RetryLayer::gate`](crate::retry::RetryLayer::gate).
+
+use std::cell::Cell;
+
+use super::StatusGate;
+
+thread_local! {
+    static CURRENT: Cell<Option<StatusGate>> = const { Cell::new(None) };
+}
+
+/// Runs `call` with `gate` as the current gate (restored afterwards, also if
+/// `call` unwinds).
+pub(crate) fn within<R>(gate: &StatusGate, call: impl FnOnce() -> R) -> R {
+    struct Restore(Option<StatusGate>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            // Ignore a thread being torn down: there is nothing to restore then.
+            let _ = CURRENT.try_with(|current| drop(current.replace(previous)));
+        }
+    }
+    let previous = CURRENT
+        .try_with(|current| current.replace(Some(gate.clone())))
+        .ok()
+        .flatten();
+    let _restore = Restore(previous);
+    call()
+}
+
+/// The gate of the [`within`] call in progress on this thread, if any.
+pub(crate) fn current() -> Option<StatusGate> {
+    CURRENT
+        .try_with(|current| {
+            let gate = current.take();
+            let copy = gate.clone();
+            current.set(gate);
+            copy
+        })
+        .ok()
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_for_the_call_only_and_nested_calls_restore() {
+        let outer = StatusGate::manual();
+        let inner = StatusGate::manual();
+        inner.force_closed("inner");
+        assert!(current().is_none());
+        within(&outer, || {
+            assert!(current().is_some_and(|g| g.check().is_ok()));
+            within(&inner, || {
+                assert!(current().is_some_and(|g| g.check().is_err()));
+            });
+            assert!(current().is_some_and(|g| g.check().is_ok()));
+        });
+        assert!(current().is_none());
+    }
+
+    #[test]
+    fn restored_when_the_call_unwinds() {
+        let gate = StatusGate::manual();
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            within(&gate, || panic!("inner call panicked"));
+        }));
+        assert!(unwound.is_err());
+        assert!(current().is_none());
+    }
+}
