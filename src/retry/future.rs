@@ -51,7 +51,7 @@ pin_project! {
         // head waits here until the template can be made.
         Buffering {
             buffering: Buffering<ReqB>,
-            head: Option<http::request::Parts>,
+            head: Option<Box<http::request::Parts>>,
             rebuild: fn(ReplayedBody<ReqB>) -> ReqB,
         },
         // Waiting for the service to be ready for a retry.
@@ -59,12 +59,23 @@ pin_project! {
         // An attempt is in flight.
         Calling { #[pin] future: F },
         // Reading an error body to classify it.
-        Reading { parts: Option<http::response::Parts>, #[pin] prefetch: Prefetch<ResB, Collect> },
+        Reading { read: Pin<Box<Read<ResB, Collect>>> },
         // Holding back an event stream until its first event.
-        Peeking { parts: Option<http::response::Parts>, #[pin] prefetch: Prefetch<ResB, FirstEvent> },
+        Peeking { read: Pin<Box<Read<ResB, FirstEvent>>> },
         // Backing off before the next attempt.
-        Sleeping { #[pin] sleep: Sleep },
+        Sleeping { sleep: Pin<Box<Sleep>> },
         Done,
+    }
+}
+
+pin_project! {
+    /// A response whose body is being read. Boxed, like the other states
+    /// only a failed attempt reaches, so the future a successful call moves
+    /// around stays small.
+    struct Read<B: Body, W> {
+        parts: Option<http::response::Parts>,
+        #[pin]
+        prefetch: Prefetch<B, W>,
     }
 }
 
@@ -77,7 +88,8 @@ struct Run<C, ReqB: Body, ResB: Body> {
     max_attempts: u32,
     total_delay: Duration,
     last_reason: Option<RetryReason>,
-    last: Option<Outcome<ResB>>,
+    /// Boxed: only a retry keeps it.
+    last: Option<Box<Outcome<ResB>>>,
     started: Option<Instant>,
     rng: Option<fastrand::Rng>,
     deposited: bool,
@@ -95,46 +107,18 @@ where
     /// `service` must be ready: it is called for the first attempt.
     pub(crate) fn new(mut service: S, settings: Arc<Settings<C>>, request: Request<ReqB>) -> Self {
         let policy = &settings.policy;
-        let (parts, body) = request.into_parts();
-        let max_attempts = parts
-            .extensions
+        let max_attempts = request
+            .extensions()
             .get::<RetryControl>()
             .and_then(RetryControl::attempts)
             .unwrap_or(policy.max_attempts)
             .get();
         // A gate outside this layer names itself while it calls this one.
         let gate = policy.gate.clone().or_else(crate::gate::scope::current);
-        let cap = policy.max_replay_body;
         let started = policy.deadline.map(|_| Instant::now());
-
-        let (template, first) = if max_attempts <= 1 {
-            (None, First::Send(Request::from_parts(parts, body)))
-        } else {
-            match body.into_replay() {
-                Replay::Clone { body, clone }
-                    if body.size_hint().exact().is_none_or(|n| n <= cap) =>
-                {
-                    let (template, first) = Template::first(parts, Source::Clone { body, clone });
-                    (template, First::Send(first))
-                }
-                Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
-                    let buffering = Buffering::new(body, cap);
-                    (None, First::Buffer(buffering, parts, rebuild))
-                }
-                Replay::Once(body) => (None, First::Send(Request::from_parts(parts, body))),
-                Replay::Clone { body, .. } | Replay::Buffer { body, .. } => {
-                    tracing::debug!(
-                        max_replay_body = cap,
-                        "request body over the replay cap: sent once, not retried"
-                    );
-                    (None, First::Send(Request::from_parts(parts, body)))
-                }
-            }
-        };
-
         let mut run = Run {
             settings,
-            template,
+            template: None,
             gate,
             attempt: 0,
             max_attempts,
@@ -146,27 +130,13 @@ where
             deposited: false,
             span: Span::none(),
         };
-        let state = match first {
-            First::Send(request) => State::Calling {
-                future: run.call(&mut service, request),
-            },
-            First::Buffer(buffering, head, rebuild) => State::Buffering {
-                buffering,
-                head: Some(head),
-                rebuild,
-            },
-        };
+        let state = run.first(&mut service, request);
         Self {
             state,
             service,
             run,
         }
     }
-}
-
-enum First<B: Body> {
-    Send(Request<B>),
-    Buffer(Buffering<B>, http::request::Parts, fn(ReplayedBody<B>) -> B),
 }
 
 impl<S, C, ReqB, ResB> Future for ResponseFuture<S, C, ReqB, ResB>
@@ -200,7 +170,7 @@ where
                                 buffered,
                                 rebuild: *rebuild,
                             };
-                            let (template, request) = Template::first(head, source);
+                            let (template, request) = Template::first(*head, source);
                             run.template = template;
                             request
                         }
@@ -209,7 +179,7 @@ where
                                 max_replay_body = run.settings.policy.max_replay_body,
                                 "request body over the replay cap (or failed): sent once, not retried"
                             );
-                            Request::from_parts(head, rebuild(body))
+                            Request::from_parts(*head, rebuild(body))
                         }
                     };
                     // NOTE: `service` is still the instance that `Retry::poll_ready`
@@ -250,20 +220,22 @@ where
                         return Poll::Ready(outcome);
                     }
                 }
-                StateProj::Reading { parts, prefetch } => {
-                    let step = ready!(run.poll_read(parts, prefetch, cx));
+                StateProj::Reading { read } => {
+                    let read = read.as_mut().project();
+                    let step = ready!(run.poll_read(read.parts, read.prefetch, cx));
                     if let Some(outcome) = step.apply(this.state.as_mut()) {
                         return Poll::Ready(outcome);
                     }
                 }
-                StateProj::Peeking { parts, prefetch } => {
-                    let step = ready!(run.poll_read(parts, prefetch, cx));
+                StateProj::Peeking { read } => {
+                    let read = read.as_mut().project();
+                    let step = ready!(run.poll_read(read.parts, read.prefetch, cx));
                     if let Some(outcome) = step.apply(this.state.as_mut()) {
                         return Poll::Ready(outcome);
                     }
                 }
                 StateProj::Sleeping { sleep } => {
-                    ready!(sleep.poll(cx));
+                    ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Ready);
                 }
                 StateProj::Done => {
@@ -328,6 +300,7 @@ enum Step<B: Body> {
 
 impl<B: Body> Step<B> {
     /// Moves `state` on; the outcome when the future is done.
+    #[inline]
     fn apply<F, ReqB: Body>(self, mut state: Pin<&mut State<F, ReqB, B>>) -> Option<Outcome<B>> {
         match self {
             Step::Return(outcome) => {
@@ -335,22 +308,69 @@ impl<B: Body> Step<B> {
                 return Some(outcome);
             }
             Step::Read(parts, prefetch) => state.set(State::Reading {
-                parts: Some(parts),
-                prefetch,
+                read: Box::pin(Read {
+                    parts: Some(parts),
+                    prefetch,
+                }),
             }),
             Step::Peek(parts, prefetch) => state.set(State::Peeking {
-                parts: Some(parts),
-                prefetch,
+                read: Box::pin(Read {
+                    parts: Some(parts),
+                    prefetch,
+                }),
             }),
             Step::Sleep(delay) => state.as_mut().set(State::Sleeping {
-                sleep: tokio::time::sleep(delay),
+                sleep: Box::pin(tokio::time::sleep(delay)),
             }),
         }
         None
     }
 }
 
+impl<C: Classify, ReqB: ReplayBody, ResB: Body> Run<C, ReqB, ResB> {
+    /// Keeps what a retry needs of `request` and starts the first attempt
+    /// (or the buffering of its body).
+    fn first<S>(&mut self, service: &mut S, request: Request<ReqB>) -> State<S::Future, ReqB, ResB>
+    where
+        S: Service<Request<ReqB>>,
+    {
+        if self.max_attempts <= 1 {
+            return State::Calling {
+                future: self.call(service, request),
+            };
+        }
+        let cap = self.settings.policy.max_replay_body;
+        let (parts, body) = request.into_parts();
+        let request = match body.into_replay() {
+            Replay::Clone { body, clone } if body.size_hint().exact().is_none_or(|n| n <= cap) => {
+                let (template, first) = Template::first(parts, Source::Clone { body, clone });
+                self.template = template;
+                first
+            }
+            Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
+                return State::Buffering {
+                    buffering: Buffering::new(body, cap),
+                    head: Some(Box::new(parts)),
+                    rebuild,
+                };
+            }
+            Replay::Once(body) => Request::from_parts(parts, body),
+            Replay::Clone { body, .. } | Replay::Buffer { body, .. } => {
+                tracing::debug!(
+                    max_replay_body = cap,
+                    "request body over the replay cap: sent once, not retried"
+                );
+                Request::from_parts(parts, body)
+            }
+        };
+        State::Calling {
+            future: self.call(service, request),
+        }
+    }
+}
+
 impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
+    #[inline]
     fn call<S>(&mut self, service: &mut S, request: Request<ReqB>) -> S::Future
     where
         S: Service<Request<ReqB>>,
@@ -376,6 +396,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     }
 
     /// The first outcome that reached the upstream counts as one request for the budget.
+    #[inline]
     fn deposit_once(&mut self) {
         if !self.deposited {
             self.deposited = true;
@@ -385,6 +406,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         }
     }
 
+    #[inline]
     fn on_response(&mut self, response: Response<ResB>) -> Step<ResB> {
         self.deposit_once();
         let head = self
@@ -485,7 +507,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
             // Never retried. When a retry met the closed gate, the caller gets
             // the last real outcome rather than the gate's error.
             return Step::Return(match self.last.take() {
-                Some(last) => self.give_back(last, Stop::GateClosed),
+                Some(last) => self.give_back(*last, Stop::GateClosed),
                 None => Err(error),
             });
         }
@@ -523,7 +545,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "retrying"
                 );
-                self.last = Some(outcome);
+                self.last = Some(Box::new(outcome));
                 Step::Sleep(delay)
             }
             Err(stop) => {
@@ -572,12 +594,13 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
 
     fn give_back_last(&mut self, stop: Stop) -> Outcome<ResB> {
         match self.last.take() {
-            Some(last) => self.give_back(last, stop),
+            Some(last) => self.give_back(*last, stop),
             None => Err("retry: no outcome to return".into()),
         }
     }
 
     /// Attaches [`RetryInfo`] when there is something to report.
+    #[inline]
     fn finish(
         &mut self,
         mut response: Response<ResponseBody<ResB>>,

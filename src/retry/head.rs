@@ -24,29 +24,30 @@ const ENTRY_HEADER: usize = 1 + 4 + 4;
 
 /// The URI and headers of a request, packed.
 pub(crate) struct PackedHead {
-    buf: Bytes,
+    buf: Vec<u8>,
     scheme: Option<u32>,
     authority: Option<u32>,
     path_and_query: Option<u32>,
     headers: usize,
 }
 
+/// Room guessed for one header's name and value; the buffer grows past it
+/// when needed.
+const GUESS_PER_HEADER: usize = 48;
+
 impl PackedHead {
-    /// Packs `uri` and `headers`; `None` if a part is longer than 4 GiB.
+    /// Packs `uri` and `headers` in one pass; `None` if a part is longer
+    /// than 4 GiB.
     pub(crate) fn pack(uri: &Uri, headers: &HeaderMap) -> Option<Self> {
         let scheme = uri.scheme_str().map(str::as_bytes);
         let authority = uri.authority().map(|a| a.as_str().as_bytes());
         let path_and_query = uri.path_and_query().map(|p| p.as_str().as_bytes());
-        let uri_len = [scheme, authority, path_and_query]
-            .iter()
-            .flatten()
-            .map(|part| part.len())
-            .sum::<usize>();
-        let headers_len = headers
-            .iter()
-            .map(|(name, value)| ENTRY_HEADER + name.as_str().len() + value.len())
-            .sum::<usize>();
-        let mut buf = Vec::with_capacity(uri_len + headers_len);
+        let len = |part: Option<&[u8]>| part.map_or(0, <[u8]>::len);
+        let guess = len(scheme)
+            + len(authority)
+            + len(path_and_query)
+            + headers.len() * (ENTRY_HEADER + GUESS_PER_HEADER);
+        let mut buf = Vec::with_capacity(guess);
         let mut part = |bytes: Option<&[u8]>| -> Option<Option<u32>> {
             let Some(bytes) = bytes else {
                 return Some(None);
@@ -60,15 +61,19 @@ impl PackedHead {
         for (name, value) in headers {
             let name = name.as_str().as_bytes();
             let value_bytes = value.as_bytes();
+            // Truncation is caught below: no part is longer than the whole.
+            let [a, b, c, d] = (name.len() as u32).to_le_bytes();
+            let [e, f, g, h] = (value_bytes.len() as u32).to_le_bytes();
             let flags = if value.is_sensitive() { SENSITIVE } else { 0 };
-            buf.push(flags);
-            buf.extend_from_slice(&u32::try_from(name.len()).ok()?.to_le_bytes());
-            buf.extend_from_slice(&u32::try_from(value_bytes.len()).ok()?.to_le_bytes());
+            buf.extend_from_slice(&[flags, a, b, c, d, e, f, g, h]);
             buf.extend_from_slice(name);
             buf.extend_from_slice(value_bytes);
         }
+        if u32::try_from(buf.len()).is_err() {
+            return None;
+        }
         Some(Self {
-            buf: Bytes::from(buf),
+            buf,
             scheme,
             authority,
             path_and_query,
@@ -80,7 +85,8 @@ impl PackedHead {
     /// header value made with `from_maybe_shared_unchecked` that was never
     /// valid).
     pub(crate) fn unpack(&self) -> Option<(Uri, HeaderMap)> {
-        let mut rest = self.buf.clone();
+        // One copy, on the rare path, that every parsed part shares.
+        let mut rest = Bytes::copy_from_slice(&self.buf);
         let mut take = |len: usize| (len <= rest.len()).then(|| rest.split_to(len));
         let mut parts = http::uri::Parts::default();
         if let Some(len) = self.scheme {
