@@ -17,26 +17,30 @@ thread_local! {
     static CURRENT: Cell<Option<StatusGate>> = const { Cell::new(None) };
 }
 
-/// Runs `call` with `gate` as the current gate (restored afterwards, also if
-/// `call` unwinds).
-pub(crate) fn within<R>(gate: &StatusGate, call: impl FnOnce() -> R) -> R {
-    struct Restore(Option<StatusGate>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let previous = self.0.take();
-            // Ignore a thread being torn down: there is nothing to restore then.
-            let _ = CURRENT.try_with(|current| drop(current.replace(previous)));
-        }
-    }
+/// Names `gate` as the current gate until the guard is dropped (also when
+/// the call it wraps unwinds); the gate named before comes back then.
+pub(crate) fn enter(gate: &StatusGate) -> Entered {
     let previous = CURRENT
         .try_with(|current| current.replace(Some(gate.clone())))
         .ok()
         .flatten();
-    let _restore = Restore(previous);
-    call()
+    Entered { previous }
 }
 
-/// The gate of the [`within`] call in progress on this thread, if any.
+/// Restores the previously named gate when dropped.
+pub(crate) struct Entered {
+    previous: Option<StatusGate>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        // Ignore a thread being torn down: there is nothing to restore then.
+        let _ = CURRENT.try_with(|current| drop(current.replace(previous)));
+    }
+}
+
+/// The gate named by the [`enter`] guard alive on this thread, if any.
 pub(crate) fn current() -> Option<StatusGate> {
     CURRENT
         .try_with(|current| {
@@ -59,13 +63,15 @@ mod tests {
         let inner = StatusGate::manual();
         inner.force_closed("inner");
         assert!(current().is_none());
-        within(&outer, || {
+        {
+            let _outer = enter(&outer);
             assert!(current().is_some_and(|g| g.check().is_ok()));
-            within(&inner, || {
+            {
+                let _inner = enter(&inner);
                 assert!(current().is_some_and(|g| g.check().is_err()));
-            });
+            }
             assert!(current().is_some_and(|g| g.check().is_ok()));
-        });
+        }
         assert!(current().is_none());
     }
 
@@ -73,7 +79,8 @@ mod tests {
     fn restored_when_the_call_unwinds() {
         let gate = StatusGate::manual();
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            within(&gate, || panic!("inner call panicked"));
+            let _entered = enter(&gate);
+            panic!("inner call panicked");
         }));
         assert!(unwound.is_err());
         assert!(current().is_none());

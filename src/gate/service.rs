@@ -150,9 +150,8 @@ where
             Ok(probe) => {
                 let probe = probe.then(|| self.gate.clone());
                 // Lets a retry layer further in find the gate (see `scope`).
-                let inner = &mut self.inner;
-                let future = scope::within(&self.gate, || inner.call(req));
-                ResponseFuture::forward(future, probe)
+                let _named = scope::enter(&self.gate);
+                ResponseFuture::forward(self.inner.call(req), probe)
             }
         }
     }
@@ -178,9 +177,8 @@ where
             Err(closed) => Respond503Future::closed(closed_response(closed, self.mode.retry_after)),
             Ok(probe) => {
                 let probe = probe.then(|| self.gate.clone());
-                let inner = &mut self.inner;
-                let future = scope::within(&self.gate, || inner.call(req));
-                Respond503Future::forward(future, probe)
+                let _named = scope::enter(&self.gate);
+                Respond503Future::forward(self.inner.call(req), probe)
             }
         }
     }

@@ -216,6 +216,11 @@ where
                         Ok(response) => run.on_response(response),
                         Err(error) => run.on_error(error.into()),
                     };
+                    // Most calls end here: hand the outcome straight out.
+                    if let Step::Return(outcome) = step {
+                        this.state.set(State::Done);
+                        return Poll::Ready(outcome);
+                    }
                     if let Some(outcome) = step.apply(this.state.as_mut()) {
                         return Poll::Ready(outcome);
                     }
