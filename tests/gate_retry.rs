@@ -170,3 +170,16 @@ async fn gate_inside_retry() {
         .service(client());
     no_attempt_after_close(s, svc).await;
 }
+
+/// A buffer between the layers moves the call to its worker task, where the
+/// gate layer's call is not in progress: the retry layer is given the gate.
+#[tokio::test(start_paused = true)]
+async fn gate_outside_a_buffer_with_the_gate_given_to_retry() {
+    let s = setup().await;
+    let svc = ServiceBuilder::new()
+        .layer(StatusGateLayer::new(s.gate.clone()))
+        .buffer(8)
+        .layer(retry().gate(s.gate.clone()))
+        .service(client());
+    no_attempt_after_close(s, svc).await;
+}
