@@ -125,8 +125,13 @@ async fn a_storm_at_two_requests_a_second_stays_under_one_point_two_attempts() {
     let provider = Provider::default();
     provider.failing.store(true, Ordering::Relaxed);
     load(&provider.client(RetryLayer::new()), requests, every).await;
-    // The throttle stops retries after 5 (tokens 9, 8.1, 7.2, 6.3, 5.4 left).
-    assert_eq!(provider.attempts(), requests + 5);
+    // The throttle stops retries after a handful: 10 tokens, each failure
+    // takes 1 and each request gives back 0.5, so the bucket is at half after
+    // at most 10 failures. (How they split between the first requests
+    // depends on the jittered backoff.)
+    let retries = provider.attempts() - requests;
+    assert!((4..=10).contains(&retries), "{retries} retries");
+    assert!(provider.attempts() * 5 <= requests * 6);
 }
 
 #[tokio::test(start_paused = true)]
@@ -143,8 +148,8 @@ async fn healthy_traffic_brings_retries_back_after_a_storm() {
     assert_eq!(response.status(), 529);
     assert_eq!(RetryInfo::of(&response).stop, Stop::BudgetExhausted);
 
-    // 70 healthy requests refill it to 7 tokens: the next transient error is retried.
-    load(&client, 70, Duration::from_millis(500)).await;
+    // 14 healthy requests refill it to 7 tokens: the next transient error is retried.
+    load(&client, 14, Duration::from_millis(500)).await;
     provider.fail_next.store(1, Ordering::Relaxed);
     let before = provider.attempts();
     let response = client.oneshot(request()).await.unwrap();

@@ -11,7 +11,7 @@
 //! assert!((0..4).all(|_| budget.withdraw()));
 //! // A fifth failure in a row leaves the throttle at half its 10 tokens: refused.
 //! assert!(!budget.withdraw());
-//! // A storm: each request gives back 0.1 token, its failure takes 1. No retries.
+//! // A storm: each request gives back half a token, its failure takes 1. No retries.
 //! for _ in 0..100 {
 //!     budget.deposit();
 //!     assert!(!budget.withdraw());
@@ -34,8 +34,8 @@
 //! - **The [`Throttle`]**, gRPC's `retryThrottling` from
 //!   [gRFC A6](https://github.com/grpc/proposal/blob/master/A6-client-retries.md#throttling-retry-attempts-and-hedged-rpcs):
 //!   a bucket of tokens, full at first; each failure that asks for a retry
-//!   takes one, each request gives back a tenth, and retries stop while half
-//!   the bucket or less is left. The window's floor alone allows a retry
+//!   takes one, each request gives back half a token, and retries stop while
+//!   half the bucket or less is left: once about half the attempts fail. The window's floor alone allows a retry
 //!   every second whatever the load, which at 2 requests a second is 1.5
 //!   attempts per request in an outage; the throttle depends on failures, not
 //!   time, so a storm stops retries after a few failures at any load.
@@ -48,14 +48,13 @@
 //! | ratio | 0.1 retries per request | an outage costs at most about 10 % more attempts than requests |
 //! | floor | 1 retry per second | a quiet service can still retry; the throttle bounds it in an outage |
 //! | throttle tokens | 10, retries while more than 5 are left | gRFC A6's `maxTokens` example; a fresh client can retry 4 failures in a row (all retries of one request with the default 5 attempts) |
-//! | throttle refill | 0.1 token per request | gRFC A6's `tokenRatio` example; retries stay on while fewer than about 1 request in 10 asks for one, the window's 10 % |
+//! | throttle refill | 0.5 token per request | the throttle only has to see an outage (about half the attempts failing); the window already keeps retries to 10 % of requests. gRFC A6's example, 0.1, would also stop retries for a provider failing 1 request in 10, where they are what helps |
 //!
 //! After a storm the throttle is near 0 tokens; it allows retries again once
-//! about 60 requests (6 tokens) have refilled it: the refill counts requests,
-//! not time. A provider whose transient failures stay above about 1 request
-//! in 10 gets few retries from the default: raise the refill with
-//! [`RetryBudget::with_throttle`] or drop the throttle with
-//! [`RetryBudget::without_throttle`].
+//! about 12 requests (6 tokens) have refilled it: the refill counts requests,
+//! not time. For gRFC A6's stricter example, give
+//! [`RetryBudget::with_throttle`] a [`Throttle::new`] of 10 tokens and 0.1;
+//! to drop the throttle, use [`RetryBudget::without_throttle`].
 //!
 //! # How the throttle differs from gRFC A6
 //!
@@ -65,7 +64,7 @@
 //! - **Every request refills**, not only successes: [`RetryBudget::deposit`]
 //!   runs once per request, when its first attempt's outcome arrives,
 //!   whatever that outcome is. A request whose first attempt fails nets
-//!   −0.9 token rather than −1, and a successful retry gives nothing back.
+//!   −0.5 token rather than −1, and a successful retry gives nothing back.
 //! - **A failure counts when it asks for a retry**: [`RetryBudget::withdraw`]
 //!   takes the failure's token and then decides. A failure that is not
 //!   retried anyway (not retryable, attempts or deadline spent, the gate
@@ -218,7 +217,7 @@ impl RetryBudget {
 
 impl Default for RetryBudget {
     /// 10 % of requests plus 1 retry per second over a 10 s window, and no
-    /// retries while the default [`Throttle`] (10 tokens, 0.1 per request)
+    /// retries while the default [`Throttle`] (10 tokens, 0.5 per request)
     /// is at half or less.
     fn default() -> Self {
         Self::from_budget(WindowBudget::new(
@@ -328,15 +327,16 @@ mod tests {
         let window_only = RetryBudget::default().without_throttle();
         let floor = storm(&window_only, 360, Duration::from_millis(500)).await;
         assert!(floor >= 180, "{floor}");
-        // ...the throttle stops them after 5 (9, 8.1, 7.2, 6.3, 5.4 tokens left).
+        // ...the throttle stops them after 8: each request nets -0.5 token
+        // (9, 8.5, 8, 7.5, 7, 6.5, 6, 5.5 left; then 5, not above half).
         let budget = RetryBudget::default();
         let allowed = storm(&budget, 360, Duration::from_millis(500)).await;
-        assert_eq!(allowed, 5);
+        assert_eq!(allowed, 8);
         assert_eq!(milli(&budget), 0, "the storm drained it");
         // The same at 200 requests a second: the throttle counts failures, not time.
         let budget = RetryBudget::default();
         let allowed = storm(&budget, 36_000, Duration::from_millis(5)).await;
-        assert_eq!(allowed, 5);
+        assert_eq!(allowed, 8);
     }
 
     #[tokio::test(start_paused = true)]
@@ -344,14 +344,14 @@ mod tests {
         let budget = RetryBudget::default();
         storm(&budget, 100, Duration::from_millis(500)).await;
         assert_eq!(milli(&budget), 0);
-        // 60 healthy requests: 6 tokens; a failure leaves 5, not above half.
-        for _ in 0..60 {
+        // 12 healthy requests: 6 tokens; a failure leaves 5, not above half.
+        for _ in 0..12 {
             budget.deposit();
         }
         assert_eq!(milli(&budget), 6_000);
         assert!(!budget.withdraw());
-        // 11 more: 6.1 tokens; a failure leaves 5.1, and it is retried.
-        for _ in 0..11 {
+        // 3 more: 6.5 tokens; a failure leaves 5.5, and it is retried.
+        for _ in 0..3 {
             budget.deposit();
         }
         assert!(budget.withdraw());

@@ -54,11 +54,12 @@ impl Throttle {
         Some(n) => n,
         None => NonZeroU32::MIN,
     };
-    /// Default refill: 0.1 token per request, gRFC A6's `tokenRatio` example.
-    /// Retries stay allowed while fewer than about 1 in 10 requests asks for
-    /// one, the same 10 % as the window budget's
-    /// [`DEFAULT_RATIO`](super::RetryBudget::DEFAULT_RATIO).
-    pub const DEFAULT_TOKEN_RATIO: f32 = 0.1;
+    /// Default refill: half a token per request. The throttle's job is to
+    /// see an outage: it stops retries once about half of the attempts fail,
+    /// while the window budget keeps retries to a tenth of requests the rest
+    /// of the time. gRFC A6's example (0.1) would also stop them for a
+    /// provider failing 1 request in 10, where retries are what helps.
+    pub const DEFAULT_TOKEN_RATIO: f32 = 0.5;
 
     /// A throttle of `max_tokens` tokens refilled by `token_ratio` per request.
     ///
@@ -95,11 +96,11 @@ impl Throttle {
 }
 
 impl Default for Throttle {
-    /// 10 tokens, 0.1 per request: gRFC A6's example `retryThrottling`.
+    /// 10 tokens, half a token back per request.
     fn default() -> Self {
         Self {
             max: Self::DEFAULT_MAX_TOKENS.get() * MILLI,
-            ratio: MILLI / 10,
+            ratio: MILLI / 2,
         }
     }
 }

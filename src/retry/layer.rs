@@ -26,7 +26,7 @@ use crate::gate::StatusGate;
 /// | attempts | 5 in all | the provider's own recipe |
 /// | backoff | 5 s doubling to 120 s, full jitter | the provider's recipe; jitter so a fleet does not retry in step |
 /// | classifier | [`AnthropicClassifier::new`] | `api_error`, `overloaded_error`, gateway statuses |
-/// | budget | 10 % of requests + 1/s over 10 s | an outage costs about 10 % more attempts, not 5× |
+/// | budget | 10 % of requests + 1/s over 10 s, and a throttle (10 tokens: a retry takes 1, a request gives back 0.5) that stops retries at half | a retry storm costs about 10 % more attempts at most, and a handful once the throttle sees the outage, at any load |
 /// | delay hints | honoured up to 60 s, longer ones fall back to backoff | the official SDKs' bound |
 /// | deadline | none | the caller's own timeout usually bounds the call |
 /// | error body cap | 64 KiB, read within 5 s | provider error bodies are well under 1 KiB |
