@@ -567,3 +567,114 @@ fn nominal_follows_the_formula_past_u32_overflow() {
     assert_eq!(zero.nominal(33), Duration::ZERO);
     assert_eq!(zero.nominal(u32::MAX), Duration::ZERO);
 }
+
+/// What a request's head looks like to the upstream, sensitivity included.
+type SeenHead = (
+    http::Method,
+    http::Uri,
+    http::Version,
+    Vec<(String, Vec<u8>, bool)>,
+);
+
+fn seen(request: &Request<Full<Bytes>>) -> SeenHead {
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec(), v.is_sensitive()))
+        .collect();
+    (
+        request.method().clone(),
+        request.uri().clone(),
+        request.version(),
+        headers,
+    )
+}
+
+fn uri_strategy() -> impl Strategy<Value = String> {
+    let path = "(/[a-zA-Z0-9._~%-]{0,12}){0,4}";
+    let query = proptest::option::of("[a-zA-Z0-9=&%._-]{0,20}");
+    let host = prop_oneof![
+        Just(String::new()),
+        Just("https://api.anthropic.com".to_owned()),
+        Just("http://127.0.0.1:8080".to_owned()),
+        Just("http://user@example.com".to_owned()),
+    ];
+    (host, path, query).prop_map(|(host, path, query)| {
+        let path = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        };
+        match query {
+            Some(query) => format!("{host}{path}?{query}"),
+            None => format!("{host}{path}"),
+        }
+    })
+}
+
+fn header_strategy() -> impl Strategy<Value = (String, Vec<u8>, bool)> {
+    let name = prop_oneof![
+        Just("content-type".to_owned()),
+        Just("x-api-key".to_owned()),
+        Just("anthropic-beta".to_owned()),
+        Just("accept".to_owned()),
+        "x-[a-z0-9-]{1,20}",
+    ];
+    // Visible ASCII, tab and obs-text: every byte a `HeaderValue` accepts.
+    let byte = prop_oneof![0x20u8..0x7f, Just(b'\t'), 0x80u8..=0xff];
+    (name, proptest::collection::vec(byte, 0..64), any::<bool>())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Every attempt reaches the upstream with the caller's head: method, URI,
+    /// version, and every header in order, repeats and sensitivity included.
+    #[test]
+    fn request_head_replays_identically(
+        method in prop_oneof![Just("POST"), Just("GET"), Just("PUT"), Just("PURGE")],
+        uri in uri_strategy(),
+        headers in proptest::collection::vec(header_strategy(), 0..12),
+        http2 in any::<bool>(),
+    ) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri.as_str())
+            .version(if http2 { http::Version::HTTP_2 } else { http::Version::HTTP_11 })
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        for (name, value, sensitive) in &headers {
+            let mut value = HeaderValue::from_bytes(value).unwrap();
+            value.set_sensitive(*sensitive);
+            request
+                .headers_mut()
+                .append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value);
+        }
+        let expected = seen(&request);
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let upstream = {
+            let heads = heads.clone();
+            service_fn(move |request: Request<Full<Bytes>>| {
+                heads.lock().unwrap().push(seen(&request));
+                let mut response = Response::new(Full::new(Bytes::from_static(OVERLOADED.as_bytes())));
+                *response.status_mut() = StatusCode::from_u16(529).unwrap();
+                std::future::ready(Ok::<_, BoxError>(response))
+            })
+        };
+        let service = ServiceBuilder::new()
+            .layer(
+                RetryLayer::new()
+                    .max_attempts(NonZeroU32::new(3).unwrap())
+                    .backoff(Backoff::new(Duration::from_millis(1), Duration::from_millis(10)))
+                    .no_budget(),
+            )
+            .service(upstream);
+        let response = paused(async move { call(service, request).await });
+        prop_assert_eq!(response.status(), StatusCode::from_u16(529).unwrap());
+        let heads = heads.lock().unwrap();
+        prop_assert_eq!(heads.len(), 3);
+        for (index, head) in heads.iter().enumerate() {
+            prop_assert_eq!(head, &expected, "attempt {}", index + 1);
+        }
+    }
+}
