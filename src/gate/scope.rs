@@ -8,6 +8,11 @@
 //! entered around a call, it does not cross a layer that moves the call to
 //! another task (`tower::buffer`): a retry layer behind one is given the gate
 //! with [`RetryLayer::gate`](crate::retry::RetryLayer::gate).
+//!
+//! Every retry layer whose `call` runs inside the gate layer's inner `call`
+//! takes the gate: the services a gate wraps are the ones it guards. Work a
+//! service defers to its response future (as handlers and clients do) runs
+//! after the gate's `call` has returned and sees no gate.
 
 use std::cell::Cell;
 
