@@ -79,6 +79,15 @@ pin_project! {
     }
 }
 
+impl<B: Body, W> Read<B, W> {
+    fn boxed(parts: http::response::Parts, prefetch: Prefetch<B, W>) -> Pin<Box<Self>> {
+        Box::pin(Self {
+            parts: Some(parts),
+            prefetch,
+        })
+    }
+}
+
 /// The bookkeeping of one request's attempts.
 struct Run<C, ReqB: Body, ResB: Body> {
     settings: Arc<Settings<C>>,
@@ -153,7 +162,7 @@ where
         let mut this = self.project();
         let run = this.run;
         loop {
-            match this.state.as_mut().project() {
+            let step = match this.state.as_mut().project() {
                 StateProj::Buffering {
                     buffering,
                     head,
@@ -186,6 +195,7 @@ where
                     // drove to readiness; it has not been called yet.
                     let future = run.call(this.service, request);
                     this.state.set(State::Calling { future });
+                    continue;
                 }
                 StateProj::Ready => {
                     // NOTE: every retry reserves capacity again before calling.
@@ -206,48 +216,43 @@ where
                     };
                     let future = run.call(this.service, request);
                     this.state.set(State::Calling { future });
+                    continue;
                 }
                 StateProj::Calling { future } => {
                     let result = {
                         let _entered = run.span.enter();
                         ready!(future.poll(cx))
                     };
-                    let step = match result {
+                    match result {
                         Ok(response) => run.on_response(response),
                         Err(error) => run.on_error(error.into()),
-                    };
-                    // Most calls end here: hand the outcome straight out.
-                    if let Step::Return(outcome) = step {
-                        this.state.set(State::Done);
-                        return Poll::Ready(outcome);
-                    }
-                    if let Some(outcome) = step.apply(this.state.as_mut()) {
-                        return Poll::Ready(outcome);
                     }
                 }
                 StateProj::Reading { read } => {
                     let read = read.as_mut().project();
-                    let step = ready!(run.poll_read(read.parts, read.prefetch, cx));
-                    if let Some(outcome) = step.apply(this.state.as_mut()) {
-                        return Poll::Ready(outcome);
-                    }
+                    ready!(run.poll_read(read.parts, read.prefetch, cx))
                 }
                 StateProj::Peeking { read } => {
                     let read = read.as_mut().project();
-                    let step = ready!(run.poll_read(read.parts, read.prefetch, cx));
-                    if let Some(outcome) = step.apply(this.state.as_mut()) {
-                        return Poll::Ready(outcome);
-                    }
+                    ready!(run.poll_read(read.parts, read.prefetch, cx))
                 }
                 StateProj::Sleeping { sleep } => {
                     ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Ready);
+                    continue;
                 }
                 StateProj::Done => {
                     return Poll::Ready(Err(
                         "retry: response future polled after completion".into()
                     ));
                 }
+            };
+            match step {
+                Step::Return(outcome) => {
+                    this.state.set(State::Done);
+                    return Poll::Ready(outcome);
+                }
+                Step::Next(next) => next.apply(this.state.as_mut()),
             }
         }
     }
@@ -297,38 +302,29 @@ fn polled_after_completion() -> BoxError {
 
 /// What to do after an attempt's outcome.
 enum Step<B: Body> {
+    /// The future is done with this outcome.
     Return(Outcome<B>),
-    Read(http::response::Parts, Prefetch<B, Collect>),
-    Peek(http::response::Parts, Prefetch<B, FirstEvent>),
+    /// It goes on in another state.
+    Next(Next<B>),
+}
+
+/// The states a step moves the future to.
+enum Next<B: Body> {
+    Read(Pin<Box<Read<B, Collect>>>),
+    Peek(Pin<Box<Read<B, FirstEvent>>>),
     Sleep(Duration),
 }
 
-impl<B: Body> Step<B> {
-    /// Moves `state` on; the outcome when the future is done.
-    #[inline]
-    fn apply<F, ReqB: Body>(self, mut state: Pin<&mut State<F, ReqB, B>>) -> Option<Outcome<B>> {
+impl<B: Body> Next<B> {
+    /// Moves `state` on.
+    fn apply<F, ReqB: Body>(self, mut state: Pin<&mut State<F, ReqB, B>>) {
         match self {
-            Step::Return(outcome) => {
-                state.set(State::Done);
-                return Some(outcome);
-            }
-            Step::Read(parts, prefetch) => state.set(State::Reading {
-                read: Box::pin(Read {
-                    parts: Some(parts),
-                    prefetch,
-                }),
-            }),
-            Step::Peek(parts, prefetch) => state.set(State::Peeking {
-                read: Box::pin(Read {
-                    parts: Some(parts),
-                    prefetch,
-                }),
-            }),
-            Step::Sleep(delay) => state.as_mut().set(State::Sleeping {
+            Next::Read(read) => state.set(State::Reading { read }),
+            Next::Peek(read) => state.set(State::Peeking { read }),
+            Next::Sleep(delay) => state.as_mut().set(State::Sleeping {
                 sleep: Box::pin(tokio::time::sleep(delay)),
             }),
         }
-        None
     }
 }
 
@@ -375,7 +371,6 @@ impl<C: Classify, ReqB: ReplayBody, ResB: Body> Run<C, ReqB, ResB> {
 }
 
 impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
-    #[inline]
     fn call<S>(&mut self, service: &mut S, request: Request<ReqB>) -> S::Future
     where
         S: Service<Request<ReqB>>,
@@ -401,7 +396,6 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     }
 
     /// The first outcome that reached the upstream counts as one request for the budget.
-    #[inline]
     fn deposit_once(&mut self) {
         if !self.deposited {
             self.deposited = true;
@@ -411,7 +405,6 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         }
     }
 
-    #[inline]
     fn on_response(&mut self, response: Response<ResB>) -> Step<ResB> {
         self.deposit_once();
         let head = self
@@ -428,7 +421,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
                     policy.stream_start_cap,
                     policy.stream_start_timeout,
                 );
-                return Step::Peek(parts, prefetch);
+                return Step::Next(Next::Peek(Read::boxed(parts, prefetch)));
             }
             Head::Final => {
                 let response = response.map(ResponseBody::passthrough);
@@ -446,7 +439,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         };
         let policy = &self.settings.policy;
         let (parts, body) = response.into_parts();
-        Step::Read(
+        Step::Next(Next::Read(Read::boxed(
             parts,
             Prefetch::new(
                 body,
@@ -454,7 +447,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
                 policy.max_error_body,
                 policy.error_body_timeout,
             ),
-        )
+        )))
     }
 
     /// Whether this success is an event stream whose first event should be
@@ -551,7 +544,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
                     "retrying"
                 );
                 self.last = Some(Box::new(outcome));
-                Step::Sleep(delay)
+                Step::Next(Next::Sleep(delay))
             }
             Err(stop) => {
                 tracing::debug!(parent: &self.span, attempt = self.attempt, reason = %reason, ?stop, "not retrying");
@@ -605,7 +598,6 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     }
 
     /// Attaches [`RetryInfo`] when there is something to report.
-    #[inline]
     fn finish(
         &mut self,
         mut response: Response<ResponseBody<ResB>>,
