@@ -35,10 +35,11 @@
 //!   [gRFC A6](https://github.com/grpc/proposal/blob/master/A6-client-retries.md#throttling-retry-attempts-and-hedged-rpcs):
 //!   a bucket of tokens, full at first; each failure that asks for a retry
 //!   takes one, each request gives back half a token, and retries stop while
-//!   half the bucket or less is left: once about half the attempts fail. The window's floor alone allows a retry
-//!   every second whatever the load, which at 2 requests a second is 1.5
-//!   attempts per request in an outage; the throttle depends on failures, not
-//!   time, so a storm stops retries after a few failures at any load.
+//!   half the bucket or less is left: once about half the attempts fail.
+//!   The window's floor alone allows a retry every second whatever the load,
+//!   which at 2 requests a second is 1.5 attempts per request in an outage;
+//!   the throttle depends on failures, not time, so a storm stops retries
+//!   after a few failures at any load.
 //!
 //! # Defaults ([`RetryBudget::default`])
 //!
@@ -284,7 +285,7 @@ mod tests {
     }
 
     #[test]
-    fn default_has_the_a6_throttle_and_new_has_none() {
+    fn default_has_the_throttle_and_new_has_none() {
         let default = RetryBudget::default();
         assert_eq!(default.throttle(), Some(Throttle::default()));
         assert_eq!(default.throttle_tokens(), Some(10.0), "it starts full");
