@@ -100,7 +100,8 @@ impl Default for Throttle {
     fn default() -> Self {
         Self {
             max: Self::DEFAULT_MAX_TOKENS.get() * MILLI,
-            ratio: MILLI / 2,
+            // 500 thousandths: exact, as every ratio of three decimals is.
+            ratio: (Self::DEFAULT_TOKEN_RATIO * MILLI as f32) as u32,
         }
     }
 }
