@@ -179,9 +179,9 @@ where
                                 buffered,
                                 rebuild: *rebuild,
                             };
-                            let (template, request) = Template::first(*head, source);
+                            let (template, body) = Template::first(&head, source);
                             run.template = template;
-                            request
+                            Request::from_parts(*head, body)
                         }
                         BufferOutcome::Once(body) => {
                             tracing::debug!(
@@ -344,9 +344,9 @@ impl<C: Classify, ReqB: ReplayBody, ResB: Body> Run<C, ReqB, ResB> {
         let (parts, body) = request.into_parts();
         let request = match body.into_replay() {
             Replay::Clone { body, clone } if body.size_hint().exact().is_none_or(|n| n <= cap) => {
-                let (template, first) = Template::first(parts, Source::Clone { body, clone });
+                let (template, body) = Template::first(&parts, Source::Clone { body, clone });
                 self.template = template;
-                first
+                Request::from_parts(parts, body)
             }
             Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
                 return State::Buffering {
@@ -424,13 +424,15 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
                 return Step::Next(Next::Peek(Read::boxed(parts, prefetch)));
             }
             Head::Final => {
-                let response = response.map(ResponseBody::passthrough);
-                return Step::Return(Ok(self.finish(response, Stop::Final)));
+                let mut response = response.map(ResponseBody::passthrough);
+                self.finish(&mut response, Stop::Final);
+                return Step::Return(Ok(response));
             }
             Head::Retry(_) | Head::ReadBody if self.can_retry().is_some() => {
                 let stop = self.can_retry().unwrap_or(Stop::Final);
-                let response = response.map(ResponseBody::passthrough);
-                return Step::Return(Ok(self.finish(response, stop)));
+                let mut response = response.map(ResponseBody::passthrough);
+                self.finish(&mut response, stop);
+                return Step::Return(Ok(response));
             }
             Head::Retry(reason) => {
                 return self.plan(reason, Ok(response.map(ResponseBody::passthrough)))
@@ -491,9 +493,12 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         prefetched: Prefetched<ResB, W>,
         verdict: Verdict,
     ) -> Step<ResB> {
-        let response = Response::from_parts(parts, ResponseBody::held(prefetched.held));
+        let mut response = Response::from_parts(parts, ResponseBody::held(prefetched.held));
         match verdict {
-            Verdict::Final => Step::Return(Ok(self.finish(response, Stop::Final))),
+            Verdict::Final => {
+                self.finish(&mut response, Stop::Final);
+                Step::Return(Ok(response))
+            }
             Verdict::Retry(reason) => self.plan(reason, Ok(response)),
         }
     }
@@ -587,7 +592,10 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     }
 
     fn give_back(&mut self, outcome: Outcome<ResB>, stop: Stop) -> Outcome<ResB> {
-        outcome.map(|response| self.finish(response, stop))
+        outcome.map(|mut response| {
+            self.finish(&mut response, stop);
+            response
+        })
     }
 
     fn give_back_last(&mut self, stop: Stop) -> Outcome<ResB> {
@@ -598,11 +606,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     }
 
     /// Attaches [`RetryInfo`] when there is something to report.
-    fn finish(
-        &mut self,
-        mut response: Response<ResponseBody<ResB>>,
-        stop: Stop,
-    ) -> Response<ResponseBody<ResB>> {
+    fn finish(&self, response: &mut Response<ResponseBody<ResB>>, stop: Stop) {
         if self.attempt > 1 || stop != Stop::Final || self.last_reason.is_some() {
             let info = RetryInfo {
                 attempts: self.attempt,
@@ -613,7 +617,6 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
             };
             response.extensions_mut().insert(info);
         }
-        response
     }
 }
 

@@ -43,18 +43,19 @@ pub(crate) struct Template<B: Body> {
 }
 
 impl<B: Body> Template<B> {
-    /// The template and the first attempt's request. No template when the
-    /// head cannot be packed (a part over 4 GiB): the request is sent once.
-    pub(crate) fn first(parts: Parts, source: Source<B>) -> (Option<Self>, Request<B>) {
-        let first = Request::from_parts(parts, source.body());
-        let template = PackedHead::pack(first.uri(), first.headers()).map(|head| Self {
-            method: first.method().clone(),
-            version: first.version(),
+    /// The template for a request with head `parts` whose bodies come from
+    /// `source`, and the first attempt's body. No template when the head
+    /// cannot be packed (a part over 4 GiB): the request is sent once.
+    pub(crate) fn first(parts: &Parts, source: Source<B>) -> (Option<Self>, B) {
+        let body = source.body();
+        let template = PackedHead::pack(&parts.uri, &parts.headers).map(|head| Self {
+            method: parts.method.clone(),
+            version: parts.version,
             head,
-            extensions: first.extensions().clone(),
+            extensions: parts.extensions.clone(),
             source,
         });
-        (template, first)
+        (template, body)
     }
 
     /// A request for the next attempt: a copy of the head and of the body.
