@@ -241,11 +241,7 @@ where
                     this.state.set(State::Ready);
                     continue;
                 }
-                StateProj::Done => {
-                    return Poll::Ready(Err(
-                        "retry: response future polled after completion".into()
-                    ));
-                }
+                StateProj::Done => return Poll::Ready(Err(polled_after_completion())),
             };
             match step {
                 Step::Return(outcome) => {
