@@ -10,6 +10,7 @@
 #[path = "support/provider.rs"]
 mod provider;
 
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime};
 
@@ -494,6 +495,23 @@ async fn dropping_the_future_stops_further_attempts() {
         1,
         "an attempt was sent after the future was dropped"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_finished_future_polled_again_answers_an_error() {
+    let provider = Provider::start(vec![Reply::ok("{}")]).await;
+    let mut service = ServiceBuilder::new().layer(exact()).service(client());
+    let call = service.ready().await.unwrap().call(post(&provider));
+    let mut call = std::pin::pin!(call);
+    let first = (&mut call).await.expect("the provider answered 200");
+    assert_eq!(first.status(), StatusCode::OK);
+    let again = std::future::poll_fn(|cx| Future::poll(call.as_mut(), cx)).await;
+    let error = again.expect_err("a finished future has no second response");
+    assert!(
+        error.to_string().contains("polled after completion"),
+        "{error}"
+    );
+    assert_eq!(provider.hits(), 1, "polling again sent nothing");
 }
 
 #[tokio::test(start_paused = true)]
