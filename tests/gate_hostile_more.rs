@@ -16,6 +16,8 @@
 
 #[path = "support/status_server.rs"]
 mod status_server;
+#[path = "support/tls.rs"]
+mod tls_support;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -436,49 +438,15 @@ async fn redirect_loops_are_not_followed() {
 
 mod tls {
     use super::*;
-    use http_body_util::Empty;
     use hyper::body::Incoming;
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use hyper_util::rt::TokioIo;
     use std::convert::Infallible;
     use std::net::SocketAddr;
     use tokio::net::TcpListener;
     use tokio_rustls::TlsAcceptor;
 
-    fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
-        Arc::new(rustls::crypto::ring::default_provider())
-    }
-
-    pub(super) struct Cert {
-        der: CertificateDer<'static>,
-        key: Vec<u8>,
-    }
-
-    pub(super) fn make_cert() -> Cert {
-        let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(vec![
-            "127.0.0.1".to_owned(),
-            "localhost".to_owned(),
-        ])
-        .unwrap();
-        Cert {
-            der: cert.der().clone(),
-            key: key_pair.serialize_der(),
-        }
-    }
-
-    fn acceptor(cert: &Cert) -> TlsAcceptor {
-        let config = rustls::ServerConfig::builder_with_provider(crypto())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der.clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone())),
-            )
-            .unwrap();
-        TlsAcceptor::from(Arc::new(config))
-    }
+    use super::tls_support::acceptor;
+    pub(super) use super::tls_support::{make_cert, Cert};
 
     /// A status page over TLS serving MAJOR, one request per connection (so
     /// every poll makes a new handshake), presenting whichever certificate
@@ -551,28 +519,6 @@ mod tls {
         }
     }
 
-    /// A hyper-util client over HTTPS that trusts `cert` and nothing else.
-    pub(super) fn trusting(
-        cert: &Cert,
-    ) -> Client<
-        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-        Empty<Bytes>,
-    > {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert.der.clone()).unwrap();
-        let tls = rustls::ClientConfig::builder_with_provider(crypto())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .build();
-        Client::builder(TokioExecutor::new()).build(https)
-    }
-
     /// Accepts TCP connections and holds them without a word: a TLS
     /// handshake that never completes.
     #[cfg(feature = "rustls")]
@@ -635,7 +581,9 @@ async fn tls_failure_after_a_good_read_follows_every_rule() {
     for rule in [Unreadable::StayOpen, Unreadable::Close, KEEP_LAST] {
         let page = tls::TlsPage::start(&good).await;
         let gate = builder(page.base_url(), rule)
-            .http_service(tls::trusting(&good))
+            .http_service(tls_support::https_client::<http_body_util::Empty<Bytes>>(
+                &good,
+            ))
             .build()
             .unwrap();
         assert!(matches!(gate.polled().await.unwrap(), PollOutcome::Page));

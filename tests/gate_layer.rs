@@ -8,18 +8,20 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
 #[path = "support/status_server.rs"]
 mod status_server;
 
 use std::convert::Infallible;
-use std::io::Write;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use log_capture::Captured;
 use status_server::{fixture, Reply, StatusServer};
 use tokio::time::Instant;
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
@@ -377,25 +379,11 @@ async fn manual_gate_takes_webhooks_but_cannot_poll() {
     assert_eq!(gate.poll_now().await.unwrap_err(), PollError::NoPoller);
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn tracing_events_on_state_changes_only() {
     let out = Captured::default();
-    let writer = out.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
+        .with_writer(out.clone())
         .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
         .finish();
@@ -412,7 +400,7 @@ async fn tracing_events_on_state_changes_only() {
     for _ in 0..20 {
         let _ = svc.ready().await.unwrap().call(req()).await;
     }
-    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let text = out.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].contains("status gate closed") && lines[0].contains("incident"));

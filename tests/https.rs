@@ -19,17 +19,17 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_api_guard::backoff::{Backoff, Jitter};
 use tower_api_guard::gate::{CloseCause, GateClosed, PollOutcome, StatusGate};
 use tower_api_guard::retry::{RetryInfo, RetryLayer, Stop};
+
+#[path = "support/tls.rs"]
+mod tls;
+
+use tls::{acceptor, https_client, make_cert, Cert};
 
 const OVERLOADED: &str =
     r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
@@ -43,48 +43,6 @@ fn fixture(name: &str) -> Bytes {
         env!("CARGO_MANIFEST_DIR")
     );
     Bytes::from(std::fs::read(&path).unwrap())
-}
-
-fn crypto() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A self-signed certificate for 127.0.0.1, made for this test run.
-struct Cert {
-    der: CertificateDer<'static>,
-    key: Vec<u8>,
-}
-
-fn make_cert() -> Cert {
-    let rcgen::CertifiedKey { cert, key_pair } =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap();
-    Cert {
-        der: cert.der().clone(),
-        key: key_pair.serialize_der(),
-    }
-}
-
-/// A hyper-util client over HTTPS that trusts `cert` and nothing else.
-fn https_client<B>(cert: &Cert) -> Client<HttpsConnector<HttpConnector>, B>
-where
-    B: hyper::body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der.clone()).unwrap();
-    let tls = rustls::ClientConfig::builder_with_provider(crypto())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .build();
-    Client::builder(TokioExecutor::new()).build(https)
 }
 
 /// The provider (`/v1/messages`: one 529 `overloaded_error`, then 200) and
@@ -132,16 +90,7 @@ impl Upstream {
 
     /// Serves over TLS with `cert` on a fresh loopback port; counts handshakes.
     async fn serve_tls(&self, cert: &Cert) -> (SocketAddr, Arc<AtomicUsize>) {
-        let config = rustls::ServerConfig::builder_with_provider(crypto())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der.clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key.clone())),
-            )
-            .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let acceptor = acceptor(cert);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let handshakes = Arc::new(AtomicUsize::new(0));

@@ -8,12 +8,12 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/log_capture.rs"]
+mod log_capture;
 #[allow(dead_code)]
 #[path = "support/provider.rs"]
 mod provider;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,35 +24,13 @@ use tower_api_guard::backoff::{Backoff, Jitter};
 use tower_api_guard::gate::{GateClosed, StatusGate, StatusGateLayer};
 use tower_api_guard::retry::{RetryInfo, RetryLayer};
 use tracing_subscriber::fmt::format::FmtSpan;
-use tracing_subscriber::fmt::MakeWriter;
 
+use log_capture::Captured;
 use provider::{client, Provider, Reply};
 
 const API_KEY: &str = "sk-ant-api03-SECRET-KEY-VALUE";
 const BEARER: &str = "Bearer SECRET-BEARER-TOKEN";
 const COOKIE: &str = "session=SECRET-COOKIE-VALUE";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
 
 fn request(provider: &Provider) -> Request<Full<Bytes>> {
     Request::post(provider.url("/v1/messages"))
@@ -128,7 +106,7 @@ async fn credentials_never_appear_in_traces() {
     *failing.uri_mut() = format!("http://{refused}/v1/messages").parse().unwrap();
     let _ = service.ready().await.unwrap().call(failing).await;
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     // the capture saw the retries and the gate: it would have seen a leak
     assert!(
         logs.contains("retrying"),
