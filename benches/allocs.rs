@@ -36,29 +36,30 @@ use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
 use tower_api_guard::gate::{StatusGate, StatusGateLayer};
-use tower_api_guard::retry::{RetryInfo, RetryLayer};
+use tower_api_guard::retry::{ReplayBody, RetryInfo, RetryLayer};
 
-const REQUEST_JSON: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hello"}]}"#;
-const RESPONSE_JSON: &str = r#"{"type":"message","content":[{"type":"text","text":"Hi"}]}"#;
+#[allow(dead_code)]
+mod support;
+
+use support::{answer, request, shared_body, upstream, CloneNeverRetry, REQUEST_JSON};
+
 const OVERLOADED: &str =
     r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
 const MIB: u64 = 1024 * 1024;
 /// Requests per allocation count (after a warm-up of the same size).
 const N: usize = 2_000;
 
-fn current_thread(paused: bool) -> Runtime {
-    let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder.enable_all();
-    if paused {
-        builder.start_paused(true);
-    }
-    builder.build().unwrap()
+/// A current-thread runtime on tokio's paused clock, so the retry layer's
+/// backoff between the 529s of part 4 takes no real time.
+fn paused_current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
 }
 
 /// A body of `left` bytes in freshly allocated `chunk`-byte buffers, as a
@@ -112,44 +113,6 @@ where
 
 // ---------------------------------------------------------------- 1. in memory
 
-fn request(body: Bytes) -> Request<Full<Bytes>> {
-    Request::post("https://api.anthropic.com/v1/messages")
-        .header("content-type", "application/json")
-        .header("x-api-key", "sk-ant-bench-0000000000000000")
-        .header("anthropic-version", "2023-06-01")
-        .header("user-agent", "tower-api-guard-bench/0.1")
-        .body(Full::new(body))
-        .unwrap()
-}
-
-async fn answer<B>(_req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::new(Bytes::from_static(RESPONSE_JSON.as_bytes())));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
-}
-
-#[derive(Clone, Copy)]
-struct CloneNeverRetry;
-
-impl<Res, E> tower::retry::Policy<Request<Full<Bytes>>, Res, E> for CloneNeverRetry {
-    type Future = std::future::Ready<()>;
-
-    fn retry(
-        &mut self,
-        _req: &mut Request<Full<Bytes>>,
-        _result: &mut Result<Res, E>,
-    ) -> Option<Self::Future> {
-        None
-    }
-
-    fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
-        Some(req.clone())
-    }
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum BodyKind {
     /// A clone of a buffer already shared: a reference count.
@@ -165,7 +128,7 @@ fn static_request(body: Bytes) -> Request<Full<Bytes>> {
     use http::header::{HeaderName, HeaderValue};
     let mut req = Request::new(Full::new(body));
     *req.method_mut() = http::Method::POST;
-    *req.uri_mut() = http::Uri::from_static("https://api.anthropic.com/v1/messages");
+    *req.uri_mut() = http::Uri::from_static(support::MESSAGES_URI);
     let headers = req.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
@@ -204,8 +167,7 @@ where
     B: Body,
     B::Error: Debug,
 {
-    let shared = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
-    drop(shared.clone());
+    let shared = shared_body();
     let mut svc = svc.clone();
     let mut run = |reqs: Vec<Request<Full<Bytes>>>| {
         rt.block_on(async {
@@ -226,10 +188,10 @@ where
 }
 
 fn in_memory_allocations() {
-    let rt = current_thread(false);
+    let rt = support::current_thread();
     let _guard = rt.enter();
     let gate = StatusGate::manual();
-    let bare = service_fn(answer::<Full<Bytes>>);
+    let bare = upstream();
     let retry = ServiceBuilder::new().layer(RetryLayer::new()).service(bare);
     let gated = ServiceBuilder::new()
         .layer(StatusGateLayer::new(gate.clone()))
@@ -247,51 +209,31 @@ fn in_memory_allocations() {
     println!("## 1. Allocations per request, happy path, in memory ({N} requests)\n");
     println!("| service | allocs/req (shared body) | bytes/req (shared body) | allocs/req (fresh Vec body) | bytes/req (fresh Vec body) | allocs/req (static headers) | bytes/req (static headers) |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    let row = |name: &str, shared: (f64, f64), fresh: (f64, f64), stat: (f64, f64)| {
-        println!(
-            "| {name} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} |",
-            shared.0, shared.1, fresh.0, fresh.1, stat.0, stat.1
-        );
-    };
-    {
-        row(
-            "bare `service_fn`",
-            per_call(&rt, &bare, BodyKind::Shared),
-            per_call(&rt, &bare, BodyKind::FreshVec),
-            per_call(&rt, &bare, BodyKind::StaticHeaders),
-        );
-        row(
-            "`RetryLayer::new()`",
-            per_call(&rt, &retry, BodyKind::Shared),
-            per_call(&rt, &retry, BodyKind::FreshVec),
-            per_call(&rt, &retry, BodyKind::StaticHeaders),
-        );
-        row(
-            "`StatusGateLayer` (open)",
-            per_call(&rt, &gated, BodyKind::Shared),
-            per_call(&rt, &gated, BodyKind::FreshVec),
-            per_call(&rt, &gated, BodyKind::StaticHeaders),
-        );
-        row(
-            "both (gate outside retry)",
-            per_call(&rt, &both, BodyKind::Shared),
-            per_call(&rt, &both, BodyKind::FreshVec),
-            per_call(&rt, &both, BodyKind::StaticHeaders),
-        );
-        row(
-            "both (retry outside gate)",
-            per_call(&rt, &both_inner_gate, BodyKind::Shared),
-            per_call(&rt, &both_inner_gate, BodyKind::FreshVec),
-            per_call(&rt, &both_inner_gate, BodyKind::StaticHeaders),
-        );
-        row(
-            "`tower::retry` + cloning policy",
-            per_call(&rt, &tower_retry, BodyKind::Shared),
-            per_call(&rt, &tower_retry, BodyKind::FreshVec),
-            per_call(&rt, &tower_retry, BodyKind::StaticHeaders),
-        );
-    }
+    row(&rt, "bare `service_fn`", &bare);
+    row(&rt, "`RetryLayer::new()`", &retry);
+    row(&rt, "`StatusGateLayer` (open)", &gated);
+    row(&rt, "both (gate outside retry)", &both);
+    row(&rt, "both (retry outside gate)", &both_inner_gate);
+    row(&rt, "`tower::retry` + cloning policy", &tower_retry);
     println!();
+}
+
+/// One row of table 1: `svc`'s allocations and bytes per call with each
+/// kind of request body, in the order of the columns.
+fn row<S, B>(rt: &Runtime, name: &str, svc: &S)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    let shared = per_call(rt, svc, BodyKind::Shared);
+    let fresh = per_call(rt, svc, BodyKind::FreshVec);
+    let stat = per_call(rt, svc, BodyKind::StaticHeaders);
+    println!(
+        "| {name} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} |",
+        shared.0, shared.1, fresh.0, fresh.1, stat.0, stat.1
+    );
 }
 
 // ---------------------------------------------------------------- 2. loopback
@@ -302,51 +244,38 @@ async fn loopback_answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>
     answer(Request::from_parts(parts, ())).await
 }
 
-/// Answers every request with a body of `big` bytes (0: the small JSON answer).
+/// A loopback server answering every request with a body of `big` bytes
+/// (0: the small JSON answer).
 async fn serve(big: u64) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+    support::serve(hyper::service::service_fn(
+        move |req: Request<Incoming>| async move {
+            if big == 0 {
+                return loopback_answer(req)
+                    .await
+                    .map(|r| r.map(BodyExt::boxed_unsync));
+            }
+            let _ = drain(req.into_body()).await;
+            let body = Chunks {
+                left: big,
+                chunk: 64 * 1024,
             };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: Request<Incoming>| async move {
-                    if big == 0 {
-                        return loopback_answer(req)
-                            .await
-                            .map(|r| r.map(BodyExt::boxed_unsync));
-                    }
-                    let _ = drain(req.into_body()).await;
-                    let body = Chunks {
-                        left: big,
-                        chunk: 64 * 1024,
-                    };
-                    Ok::<_, Infallible>(Response::new(body.boxed_unsync()))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+            Ok::<_, Infallible>(Response::new(body.boxed_unsync()))
+        },
+    ))
+    .await
 }
 
 fn loopback_allocations() {
-    let rt = current_thread(false);
+    let rt = support::current_thread();
     let _guard = rt.enter();
     let addr = rt.block_on(serve(0));
     let uri = format!("http://{addr}/v1/messages");
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = support::client();
     let both = ServiceBuilder::new()
         .layer(StatusGateLayer::new(StatusGate::manual()))
         .layer(RetryLayer::new())
         .service(client.clone());
-    let shared = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
-    drop(shared.clone());
+    let shared = shared_body();
 
     fn count<S, B>(rt: &Runtime, svc: &S, uri: &str, shared: &Bytes) -> f64
     where
@@ -386,7 +315,7 @@ fn loopback_allocations() {
 
 fn peak_streamed_response() {
     const SIZE: u64 = 1024 * MIB;
-    let rt = current_thread(false);
+    let rt = support::current_thread();
     let _guard = rt.enter();
     let gate = StatusGate::manual();
 
@@ -396,77 +325,37 @@ fn peak_streamed_response() {
             chunk: 64 * 1024,
         }))
     });
-    let measure_one = |svc: &mut dyn FnMut() -> u64| -> AllocationInfo {
-        let mut got = 0;
-        let info = measure(|| got = svc());
-        assert_eq!(got, SIZE);
-        info
-    };
-
-    let bare_mem = {
-        let mut svc = streaming;
-        measure_one(&mut || {
-            rt.block_on(async {
-                let response = svc
-                    .ready()
-                    .await
-                    .unwrap()
-                    .call(request(Bytes::from_static(b"{}")))
-                    .await
-                    .unwrap();
-                drain(response.into_body()).await
-            })
-        })
-    };
-    let both_mem = {
-        let mut svc = ServiceBuilder::new()
+    let mem_req = || request(Bytes::from_static(b"{}"));
+    let bare_mem = peak_reading(&rt, streaming, mem_req, SIZE);
+    let both_mem = peak_reading(
+        &rt,
+        ServiceBuilder::new()
             .layer(StatusGateLayer::new(gate.clone()))
             .layer(RetryLayer::new())
-            .service(streaming);
-        measure_one(&mut || {
-            rt.block_on(async {
-                let response = svc
-                    .ready()
-                    .await
-                    .unwrap()
-                    .call(request(Bytes::from_static(b"{}")))
-                    .await
-                    .unwrap();
-                drain(response.into_body()).await
-            })
-        })
-    };
+            .service(streaming),
+        mem_req,
+        SIZE,
+    );
 
     // The same over loopback: hyper server streaming 1 GiB, hyper-util client.
     let addr = rt.block_on(serve(SIZE));
     let uri: http::Uri = format!("http://{addr}/v1/messages").parse().unwrap();
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let client = support::client();
     let loop_req = || {
         let mut req = request(Bytes::from_static(b"{}"));
         *req.uri_mut() = uri.clone();
         req
     };
-    let bare_loop = {
-        let mut svc = client.clone();
-        measure_one(&mut || {
-            rt.block_on(async {
-                let response = svc.ready().await.unwrap().call(loop_req()).await.unwrap();
-                drain(response.into_body()).await
-            })
-        })
-    };
-    let both_loop = {
-        let mut svc = ServiceBuilder::new()
+    let bare_loop = peak_reading(&rt, client.clone(), loop_req, SIZE);
+    let both_loop = peak_reading(
+        &rt,
+        ServiceBuilder::new()
             .layer(StatusGateLayer::new(gate.clone()))
             .layer(RetryLayer::new())
-            .service(client.clone());
-        measure_one(&mut || {
-            rt.block_on(async {
-                let response = svc.ready().await.unwrap().call(loop_req()).await.unwrap();
-                drain(response.into_body()).await
-            })
-        })
-    };
+            .service(client.clone()),
+        loop_req,
+        SIZE,
+    );
 
     println!("## 3. Peak memory while a 1 GiB success response streams (64 KiB chunks)\n");
     println!("| path | bare peak | both layers peak | difference | floor (≤ 1 MiB) |");
@@ -484,6 +373,31 @@ fn peak_streamed_response() {
         );
     }
     println!();
+}
+
+/// Allocations during one call of `svc` with `req()`, its response body
+/// read to the end (and checked to be `size` bytes).
+fn peak_reading<S, B>(
+    rt: &Runtime,
+    mut svc: S,
+    req: impl Fn() -> Request<Full<Bytes>>,
+    size: u64,
+) -> AllocationInfo
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    let mut got = 0;
+    let info = measure(|| {
+        got = rt.block_on(async {
+            let response = svc.ready().await.unwrap().call(req()).await.unwrap();
+            drain(response.into_body()).await
+        });
+    });
+    assert_eq!(got, size);
+    info
 }
 
 // ---------------------------------------------------------------- 4. 16 MiB request
@@ -546,7 +460,7 @@ fn peak_large_request() {
         ("bare, 1 attempt", 1, false),
         ("`RetryLayer` (no budget), 5 attempts", 5, true),
     ] {
-        let rt = current_thread(true);
+        let rt = paused_current_thread();
         let provider = Provider::new(ok_at);
         let body = Bytes::from(vec![b'x'; usize::try_from(SIZE).unwrap()]);
         let req = Request::post("http://provider/v1/messages")
@@ -554,25 +468,14 @@ fn peak_large_request() {
             .unwrap();
         let info = measure(|| {
             rt.block_on(async {
-                let upstream = provider.service::<Full<Bytes>>();
-                let response = if retry {
-                    let svc = ServiceBuilder::new()
-                        .layer(RetryLayer::new().no_budget())
-                        .service(upstream);
-                    let response = svc.oneshot(req).await.unwrap();
-                    assert_eq!(RetryInfo::of(&response).attempts, 5);
-                    response.status()
-                } else {
-                    upstream.oneshot(req).await.unwrap().status()
-                };
-                assert_eq!(response, 200);
+                assert_eq!(send_large(&provider, req, retry).await, 200);
             });
         });
-        println!(
-            "| `Full<Bytes>`, 16 MiB, allocated before the call | {client} | {} | {} MiB | {:.1} KiB |",
-            provider.attempts.load(Ordering::SeqCst),
-            provider.bytes_seen.load(Ordering::SeqCst) / MIB,
-            info.bytes_max as f64 / 1024.0
+        large_row(
+            "`Full<Bytes>`, 16 MiB, allocated before the call",
+            client,
+            &provider,
+            &info,
         );
     }
 
@@ -582,7 +485,7 @@ fn peak_large_request() {
         ("bare, 1 attempt", 1, false),
         ("`RetryLayer` (no budget), 5 attempts", 5, true),
     ] {
-        let rt = current_thread(true);
+        let rt = paused_current_thread();
         let provider = Provider::new(ok_at);
         let info = measure(|| {
             rt.block_on(async {
@@ -595,28 +498,47 @@ fn peak_large_request() {
                         .boxed_unsync(),
                     )
                     .unwrap();
-                let upstream = provider.service();
-                let status = if retry {
-                    let svc = ServiceBuilder::new()
-                        .layer(RetryLayer::new().no_budget())
-                        .service(upstream);
-                    let response = svc.oneshot(req).await.unwrap();
-                    assert_eq!(RetryInfo::of(&response).attempts, 5);
-                    response.status()
-                } else {
-                    upstream.oneshot(req).await.unwrap().status()
-                };
-                assert_eq!(status, 200);
+                assert_eq!(send_large(&provider, req, retry).await, 200);
             });
         });
-        println!(
-            "| streamed `UnsyncBoxBody`, 16 MiB in 64 KiB chunks | {client} | {} | {} MiB | {:.1} KiB |",
-            provider.attempts.load(Ordering::SeqCst),
-            provider.bytes_seen.load(Ordering::SeqCst) / MIB,
-            info.bytes_max as f64 / 1024.0
+        large_row(
+            "streamed `UnsyncBoxBody`, 16 MiB in 64 KiB chunks",
+            client,
+            &provider,
+            &info,
         );
     }
     println!();
+}
+
+/// Sends `req` to `provider` bare, or behind `RetryLayer` without a budget
+/// (checking that it took the 5 attempts); returns the final status.
+async fn send_large<B>(provider: &Provider, req: Request<B>, retry: bool) -> http::StatusCode
+where
+    B: ReplayBody + Send + 'static,
+    B::Error: Debug,
+{
+    let upstream = provider.service::<B>();
+    if retry {
+        let svc = ServiceBuilder::new()
+            .layer(RetryLayer::new().no_budget())
+            .service(upstream);
+        let response = svc.oneshot(req).await.unwrap();
+        assert_eq!(RetryInfo::of(&response).attempts, 5);
+        response.status()
+    } else {
+        upstream.oneshot(req).await.unwrap().status()
+    }
+}
+
+/// One row of table 4: what `provider` saw and the peak of `info`.
+fn large_row(body: &str, client: &str, provider: &Provider, info: &AllocationInfo) {
+    println!(
+        "| {body} | {client} | {} | {} MiB | {:.1} KiB |",
+        provider.attempts.load(Ordering::SeqCst),
+        provider.bytes_seen.load(Ordering::SeqCst) / MIB,
+        info.bytes_max as f64 / 1024.0
+    );
 }
 
 fn main() {

@@ -14,7 +14,6 @@
 
 use std::convert::Infallible;
 use std::fmt::Debug;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,118 +22,101 @@ use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_api_guard::gate::{StatusGate, StatusGateLayer};
-use tower_api_guard::retry::RetryLayer;
+use tower_api_guard::gate::{StatusGate, StatusGateLayer, StatusGateService};
+use tower_api_guard::retry::{Retry, RetryLayer};
 
-const REQUEST_JSON: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hello"}]}"#;
-const RESPONSE_JSON: &str = r#"{"type":"message","content":[{"type":"text","text":"Hi"}]}"#;
+#[allow(dead_code)]
+mod support;
 
+use support::{request_to, shared_body};
+
+/// The server's answer to everything: 200, the small JSON body
+/// ([`support::json_ok`]).
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     // Read the request body, as a real server does.
     let _ = req.into_body().collect().await;
-    let mut response = Response::new(Full::new(Bytes::from_static(RESPONSE_JSON.as_bytes())));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    Ok(support::json_ok())
 }
 
-/// A loopback HTTP/1 server answering 200 to everything, on its own tasks.
-async fn serve() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
+/// The server on `rt`, the request's URI and body, and the two compared
+/// clients: hyper-util's `Client` bare and behind both layers
+/// (`StatusGateLayer` outside `RetryLayer`, the gate open).
+struct Loopback {
+    uri: String,
+    body: Bytes,
+    bare: Client<HttpConnector, Full<Bytes>>,
+    both: StatusGateService<Retry<Client<HttpConnector, Full<Bytes>>>>,
+}
+
+impl Loopback {
+    /// Starts the server on `rt` and builds the clients (in `rt`'s context).
+    fn start(rt: &Runtime) -> Self {
+        let addr = rt.block_on(support::serve(hyper::service::service_fn(answer)));
+        let uri = format!("http://{addr}/v1/messages");
+        let body = shared_body();
+        let _guard = rt.enter();
+        let bare = support::client();
+        let both = ServiceBuilder::new()
+            .layer(StatusGateLayer::new(StatusGate::manual()))
+            .layer(RetryLayer::new())
+            .service(bare.clone());
+        Self {
+            uri,
+            body,
+            bare,
+            both,
+        }
+    }
+
+    /// Sends `total` requests through `svc` (one of the two clients) over
+    /// `concurrency` tasks and returns the elapsed time.
+    async fn drive<S, B>(&self, svc: &S, total: u64, concurrency: u64) -> Duration
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: Debug,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Debug,
+    {
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for task in 0..concurrency {
+            let share = total / concurrency + u64::from(task < total % concurrency);
+            if share == 0 {
                 continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(answer))
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-fn request(uri: &str, body: &Bytes) -> Request<Full<Bytes>> {
-    Request::post(uri)
-        .header("content-type", "application/json")
-        .header("x-api-key", "sk-ant-bench-0000000000000000")
-        .header("anthropic-version", "2023-06-01")
-        .header("user-agent", "tower-api-guard-bench/0.1")
-        .body(Full::new(body.clone()))
-        .unwrap()
-}
-
-/// Sends `total` requests over `concurrency` tasks and returns the elapsed time.
-async fn drive<S, B>(svc: &S, uri: &str, body: &Bytes, total: u64, concurrency: u64) -> Duration
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Debug,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Debug,
-{
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for task in 0..concurrency {
-        let share = total / concurrency + u64::from(task < total % concurrency);
-        if share == 0 {
-            continue;
-        }
-        let mut svc = svc.clone();
-        let uri = uri.to_owned();
-        let body = body.clone();
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..share {
-                let response = svc
-                    .ready()
-                    .await
-                    .unwrap()
-                    .call(request(&uri, &body))
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
-                response.into_body().collect().await.unwrap();
             }
-        }));
+            let mut svc = svc.clone();
+            let uri = self.uri.clone();
+            let body = self.body.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..share {
+                    let response = svc
+                        .ready()
+                        .await
+                        .unwrap()
+                        .call(request_to(&uri, body.clone()))
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 200);
+                    response.into_body().collect().await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        start.elapsed()
     }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    start.elapsed()
 }
 
 fn e2e(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let addr = rt.block_on(serve());
-    let uri = format!("http://{addr}/v1/messages");
-    let body = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
-    drop(body.clone());
-
-    let (bare, both) = {
-        let _guard = rt.enter();
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let gate = StatusGate::manual();
-        let both = ServiceBuilder::new()
-            .layer(StatusGateLayer::new(gate))
-            .layer(RetryLayer::new())
-            .service(client.clone());
-        (client, both)
-    };
+    let rt = support::two_workers();
+    let lb = Loopback::start(&rt);
 
     let mut group = c.benchmark_group("e2e_loopback");
     group.throughput(Throughput::Elements(1));
@@ -142,12 +124,12 @@ fn e2e(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("bare", concurrency),
             &concurrency,
-            |b, &n| b.iter_custom(|iters| rt.block_on(drive(&bare, &uri, &body, iters, n))),
+            |b, &n| b.iter_custom(|iters| rt.block_on(lb.drive(&lb.bare, iters, n))),
         );
         group.bench_with_input(
             BenchmarkId::new("both_layers", concurrency),
             &concurrency,
-            |b, &n| b.iter_custom(|iters| rt.block_on(drive(&both, &uri, &body, iters, n))),
+            |b, &n| b.iter_custom(|iters| rt.block_on(lb.drive(&lb.both, iters, n))),
         );
     }
     group.finish();
@@ -160,25 +142,12 @@ fn e2e(c: &mut Criterion) {
 /// user-space cost of one request, client and server. Kernel time (the
 /// loopback TCP stack) is not counted, so ratios from it are pessimistic.
 fn profile(variant: &str, calls: u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let addr = rt.block_on(serve());
-    let uri = format!("http://{addr}/v1/messages");
-    let body = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
-    drop(body.clone());
+    let rt = support::current_thread();
+    let lb = Loopback::start(&rt);
     let _guard = rt.enter();
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let elapsed = match variant {
-        "bare" => rt.block_on(drive(&client, &uri, &body, calls + 1, 1)),
-        "both_layers" => {
-            let both = ServiceBuilder::new()
-                .layer(StatusGateLayer::new(StatusGate::manual()))
-                .layer(RetryLayer::new())
-                .service(client);
-            rt.block_on(drive(&both, &uri, &body, calls + 1, 1))
-        }
+        "bare" => rt.block_on(lb.drive(&lb.bare, calls + 1, 1)),
+        "both_layers" => rt.block_on(lb.drive(&lb.both, calls + 1, 1)),
         other => panic!("unknown E2E_PROFILE variant {other}"),
     };
     std::hint::black_box(elapsed);
@@ -197,41 +166,26 @@ fn interleaved(rounds: usize) {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for flavour in ["multi-thread (2 workers)", "current-thread"] {
         let rt = if flavour == "current-thread" {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
+            support::current_thread()
         } else {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap()
+            support::two_workers()
         };
-        let addr = rt.block_on(serve());
-        let uri = format!("http://{addr}/v1/messages");
-        let body = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
-        drop(body.clone());
+        let lb = Loopback::start(&rt);
         let _guard = rt.enter();
-        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-        let both = ServiceBuilder::new()
-            .layer(StatusGateLayer::new(StatusGate::manual()))
-            .layer(RetryLayer::new())
-            .service(client.clone());
         for (concurrency, requests) in [(1_u64, 4_000_u64), (64, 16_000)] {
             // Warm-up: connections, pools, lazily initialised state.
-            rt.block_on(drive(&client, &uri, &body, requests / 4, concurrency));
-            rt.block_on(drive(&both, &uri, &body, requests / 4, concurrency));
+            rt.block_on(lb.drive(&lb.bare, requests / 4, concurrency));
+            rt.block_on(lb.drive(&lb.both, requests / 4, concurrency));
             let (mut bare_rps, mut both_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
             for round in 0..rounds {
                 let rps = |elapsed: Duration| requests as f64 / elapsed.as_secs_f64();
                 let (b, l) = if round % 2 == 0 {
-                    let b = rps(rt.block_on(drive(&client, &uri, &body, requests, concurrency)));
-                    let l = rps(rt.block_on(drive(&both, &uri, &body, requests, concurrency)));
+                    let b = rps(rt.block_on(lb.drive(&lb.bare, requests, concurrency)));
+                    let l = rps(rt.block_on(lb.drive(&lb.both, requests, concurrency)));
                     (b, l)
                 } else {
-                    let l = rps(rt.block_on(drive(&both, &uri, &body, requests, concurrency)));
-                    let b = rps(rt.block_on(drive(&client, &uri, &body, requests, concurrency)));
+                    let l = rps(rt.block_on(lb.drive(&lb.both, requests, concurrency)));
+                    let b = rps(rt.block_on(lb.drive(&lb.bare, requests, concurrency)));
                     (b, l)
                 };
                 bare_rps.push(b);
@@ -266,11 +220,7 @@ fn main() {
         interleaved(rounds);
         return;
     }
-    if let Ok(variant) = std::env::var("E2E_PROFILE") {
-        let calls = std::env::var("E2E_CALLS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(2_000);
+    if let Some((variant, calls)) = support::profile_mode("E2E_PROFILE", "E2E_CALLS", 2_000) {
         profile(&variant, calls);
         return;
     }

@@ -15,7 +15,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(missing_docs)]
 
-use std::convert::Infallible;
 use std::fmt::Debug;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,62 +25,48 @@ use bytes::Bytes;
 use criterion::{criterion_group, Criterion};
 use http::{Request, Response};
 use http_body_util::Full;
-use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
-use tower_api_guard::gate::{StatusGate, StatusGateLayer};
-use tower_api_guard::retry::RetryLayer;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_api_guard::gate::{StatusGate, StatusGateLayer, StatusGateService};
+use tower_api_guard::retry::{Retry, RetryLayer};
 
-const REQUEST_JSON: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hello"}]}"#;
-const RESPONSE_JSON: &str = r#"{"type":"message","content":[{"type":"text","text":"Hi"}]}"#;
+#[allow(dead_code)]
+mod support;
 
-/// The request every variant gets: a POST with a small JSON body (sharing
-/// one buffer, as a client holding its serialized body would) and the
-/// headers an API client sends.
-fn request(body: &Bytes) -> Request<Full<Bytes>> {
-    Request::post("https://api.anthropic.com/v1/messages")
-        .header("content-type", "application/json")
-        .header("x-api-key", "sk-ant-bench-0000000000000000")
-        .header("anthropic-version", "2023-06-01")
-        .header("user-agent", "tower-api-guard-bench/0.1")
-        .body(Full::new(body.clone()))
-        .unwrap()
+use support::{request, shared_body, upstream, CloneNeverRetry};
+
+/// The compared services, each around its own copy of the same upstream.
+struct Variants<S> {
+    bare: S,
+    retry_layer: Retry<S>,
+    gate_layer: StatusGateService<S>,
+    /// `StatusGateLayer` outside `RetryLayer`.
+    both_layers: StatusGateService<Retry<S>>,
+    tower_retry_clone: tower::retry::Retry<CloneNeverRetry, S>,
 }
 
-/// The upstream: answers 200 with a small JSON body, touching nothing else.
-async fn answer(_req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::new(Bytes::from_static(RESPONSE_JSON.as_bytes())));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
-}
-
-fn upstream(
-) -> impl Service<Request<Full<Bytes>>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone
-{
-    service_fn(answer)
-}
-
-/// `tower::retry` with a policy that keeps a clone of every request and never retries.
-#[derive(Clone, Copy)]
-struct CloneNeverRetry;
-
-impl<Res, E> tower::retry::Policy<Request<Full<Bytes>>, Res, E> for CloneNeverRetry {
-    type Future = std::future::Ready<()>;
-
-    fn retry(
-        &mut self,
-        _req: &mut Request<Full<Bytes>>,
-        _result: &mut Result<Res, E>,
-    ) -> Option<Self::Future> {
-        None
-    }
-
-    fn clone_request(&mut self, req: &Request<Full<Bytes>>) -> Option<Request<Full<Bytes>>> {
-        Some(req.clone())
+impl<S: Copy> Variants<S> {
+    /// `upstream` bare, behind `RetryLayer::new()`, behind `StatusGateLayer`
+    /// on `gate` (open), behind both, and behind `tower::retry`.
+    fn new(upstream: S, gate: &StatusGate) -> Self {
+        Self {
+            bare: upstream,
+            retry_layer: ServiceBuilder::new()
+                .layer(RetryLayer::new())
+                .service(upstream),
+            gate_layer: ServiceBuilder::new()
+                .layer(StatusGateLayer::new(gate.clone()))
+                .service(upstream),
+            both_layers: ServiceBuilder::new()
+                .layer(StatusGateLayer::new(gate.clone()))
+                .layer(RetryLayer::new())
+                .service(upstream),
+            tower_retry_clone: tower::retry::Retry::new(CloneNeverRetry, upstream),
+        }
     }
 }
 
+/// Runs `iters` calls of `svc` one after the other, each with a new request
+/// sharing `body`, and returns the elapsed time.
 fn run_calls<S, B>(rt: &tokio::runtime::Runtime, svc: &S, body: &Bytes, iters: u64) -> Duration
 where
     S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
@@ -91,7 +76,7 @@ where
     rt.block_on(async {
         let start = Instant::now();
         for _ in 0..iters {
-            let req = request(body);
+            let req = request(body.clone());
             let response = svc.ready().await.unwrap().call(req).await.unwrap();
             black_box(response);
         }
@@ -100,45 +85,29 @@ where
 }
 
 fn happy_path(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::current_thread();
     let _guard = rt.enter();
-    let body = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
-    // Make the buffer shared once, so every variant's `body.clone()` is a
-    // reference-count increment (see allocs.rs for a fresh `Vec` body).
-    drop(body.clone());
+    // Every variant's `body.clone()` is a reference-count increment (see
+    // allocs.rs for a fresh `Vec` body).
+    let body = shared_body();
     let gate = StatusGate::manual();
-
-    let bare = upstream();
-    let retry = ServiceBuilder::new()
-        .layer(RetryLayer::new())
-        .service(upstream());
-    let gated = ServiceBuilder::new()
-        .layer(StatusGateLayer::new(gate.clone()))
-        .service(upstream());
-    let both = ServiceBuilder::new()
-        .layer(StatusGateLayer::new(gate.clone()))
-        .layer(RetryLayer::new())
-        .service(upstream());
-    let tower_retry = tower::retry::Retry::new(CloneNeverRetry, upstream());
+    let v = Variants::new(upstream(), &gate);
 
     let mut group = c.benchmark_group("happy_path");
     group.bench_function("bare", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &bare, &body, iters))
+        b.iter_custom(|iters| run_calls(&rt, &v.bare, &body, iters))
     });
     group.bench_function("retry_layer", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &retry, &body, iters))
+        b.iter_custom(|iters| run_calls(&rt, &v.retry_layer, &body, iters))
     });
     group.bench_function("gate_layer", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &gated, &body, iters))
+        b.iter_custom(|iters| run_calls(&rt, &v.gate_layer, &body, iters))
     });
     group.bench_function("both_layers", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &both, &body, iters))
+        b.iter_custom(|iters| run_calls(&rt, &v.both_layers, &body, iters))
     });
     group.bench_function("tower_retry_clone", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &tower_retry, &body, iters))
+        b.iter_custom(|iters| run_calls(&rt, &v.tower_retry_clone, &body, iters))
     });
     group.finish();
 }
@@ -184,70 +153,28 @@ fn gate_check(c: &mut Criterion) {
 /// calls of one variant and exits. Run each variant with n and with 0 calls;
 /// the difference of the instruction counts over n is the cost of one call.
 fn profile(variant: &str, calls: u64) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = support::current_thread();
     let _guard = rt.enter();
-    let body = Bytes::from(REQUEST_JSON.as_bytes().to_vec());
-    drop(body.clone());
+    let body = shared_body();
     let gate = StatusGate::manual();
+    let mut v = Variants::new(upstream(), &gate);
     // Warm-up call outside the count difference: the same in the 0-call run.
     let elapsed = match variant {
-        "bare" => run_calls(&rt, &upstream(), &body, calls + 1),
-        "retry_layer" => run_calls(
-            &rt,
-            &ServiceBuilder::new()
-                .layer(RetryLayer::new())
-                .service(upstream()),
-            &body,
-            calls + 1,
-        ),
-        "gate_layer" => run_calls(
-            &rt,
-            &ServiceBuilder::new()
-                .layer(StatusGateLayer::new(gate.clone()))
-                .service(upstream()),
-            &body,
-            calls + 1,
-        ),
-        "both_layers" => run_calls(
-            &rt,
-            &ServiceBuilder::new()
-                .layer(StatusGateLayer::new(gate.clone()))
-                .layer(RetryLayer::new())
-                .service(upstream()),
-            &body,
-            calls + 1,
-        ),
-        "tower_retry_clone" => run_calls(
-            &rt,
-            &tower::retry::Retry::new(CloneNeverRetry, upstream()),
-            &body,
-            calls + 1,
-        ),
+        "bare" => run_calls(&rt, &v.bare, &body, calls + 1),
+        "retry_layer" => run_calls(&rt, &v.retry_layer, &body, calls + 1),
+        "gate_layer" => run_calls(&rt, &v.gate_layer, &body, calls + 1),
+        "both_layers" => run_calls(&rt, &v.both_layers, &body, calls + 1),
+        "tower_retry_clone" => run_calls(&rt, &v.tower_retry_clone, &body, calls + 1),
         "sizes" => {
             // Sizes of the response futures: every move of one is a memcpy.
-            let req = || request(&body);
-            let mut retry = ServiceBuilder::new()
-                .layer(RetryLayer::new())
-                .service(upstream());
-            let mut gated = ServiceBuilder::new()
-                .layer(StatusGateLayer::new(gate.clone()))
-                .service(upstream());
-            let mut both = ServiceBuilder::new()
-                .layer(StatusGateLayer::new(gate.clone()))
-                .layer(RetryLayer::new())
-                .service(upstream());
-            let mut tower_retry = tower::retry::Retry::new(CloneNeverRetry, upstream());
-            let mut bare = upstream();
+            let req = || request(body.clone());
             eprintln!(
                 "future sizes (bytes): bare {}, retry_layer {}, gate_layer {}, both_layers {}, tower_retry_clone {}; request {}",
-                std::mem::size_of_val(&bare.call(req())),
-                std::mem::size_of_val(&retry.call(req())),
-                std::mem::size_of_val(&gated.call(req())),
-                std::mem::size_of_val(&both.call(req())),
-                std::mem::size_of_val(&tower_retry.call(req())),
+                std::mem::size_of_val(&v.bare.call(req())),
+                std::mem::size_of_val(&v.retry_layer.call(req())),
+                std::mem::size_of_val(&v.gate_layer.call(req())),
+                std::mem::size_of_val(&v.both_layers.call(req())),
+                std::mem::size_of_val(&v.tower_retry_clone.call(req())),
                 std::mem::size_of::<Request<Full<Bytes>>>(),
             );
             Duration::ZERO
@@ -275,11 +202,9 @@ fn profile(variant: &str, calls: u64) {
 criterion_group!(benches, happy_path, gate_check);
 
 fn main() {
-    if let Ok(variant) = std::env::var("OVERHEAD_PROFILE") {
-        let calls = std::env::var("OVERHEAD_CALLS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(10_000);
+    if let Some((variant, calls)) =
+        support::profile_mode("OVERHEAD_PROFILE", "OVERHEAD_CALLS", 10_000)
+    {
         profile(&variant, calls);
         return;
     }

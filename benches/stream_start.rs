@@ -28,11 +28,11 @@ use http::{Request, Response};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_guard::retry::RetryLayer;
+
+#[allow(dead_code)]
+mod support;
 
 const FIRST: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[]}}\n\n";
 const REST: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
@@ -50,33 +50,17 @@ impl futures_core::Stream for Frames {
     }
 }
 
+/// The server's answer to everything: `200 text/event-stream`, [`FIRST`]
+/// then [`REST`] as two body frames.
 async fn answer(_req: Request<Incoming>) -> Result<Response<StreamBody<Frames>>, Infallible> {
     let chunks = vec![
         Bytes::from_static(FIRST.as_bytes()),
         Bytes::from_static(REST.as_bytes()),
     ];
-    let mut response = Response::new(StreamBody::new(Frames(chunks.into_iter())));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/event-stream"),
-    );
-    Ok(response)
-}
-
-async fn serve() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), hyper::service::service_fn(answer))
-                    .await;
-            });
-        }
-    });
-    addr
+    Ok(support::response(
+        StreamBody::new(Frames(chunks.into_iter())),
+        "text/event-stream",
+    ))
 }
 
 /// Sends one streaming request and returns the time from the call to the
@@ -127,29 +111,24 @@ fn ttfb<S, B>(
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let addr = rt.block_on(serve());
-    let client = || Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let rt = support::two_workers();
+    let addr = rt.block_on(support::serve(hyper::service::service_fn(answer)));
 
     let mut group = c.benchmark_group("sse_time_to_first_byte");
     group.bench_function("bare", |b| {
-        let service = client();
+        let service = support::client();
         ttfb(b, &rt, service, addr);
     });
     group.bench_function("retry", |b| {
         let service = ServiceBuilder::new()
             .layer(RetryLayer::new())
-            .service(client());
+            .service(support::client());
         ttfb(b, &rt, service, addr);
     });
     group.bench_function("retry_stream_start", |b| {
         let service = ServiceBuilder::new()
             .layer(RetryLayer::new().retry_stream_start(true))
-            .service(client());
+            .service(support::client());
         ttfb(b, &rt, service, addr);
     });
     group.finish();
