@@ -160,6 +160,14 @@ impl Provider {
         }
     }
 
+    /// Plays `script` from the next request on (then repeats its last reply),
+    /// in place of what was left of the previous one.
+    pub(crate) fn play(&self, script: Vec<Reply>) {
+        let mut state = self.state.lock().unwrap();
+        state.script = script.into();
+        state.last = None;
+    }
+
     /// Every request received so far.
     pub(crate) fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
