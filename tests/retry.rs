@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+#[allow(dead_code)]
 #[path = "support/provider.rs"]
 mod provider;
 
