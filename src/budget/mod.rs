@@ -187,9 +187,7 @@ impl RetryBudget {
     /// The throttle's tokens left, if the budget has one (for metrics: retries
     /// are allowed while a failure leaves more than half the maximum).
     pub fn throttle_tokens(&self) -> Option<f32> {
-        self.throttle
-            .as_ref()
-            .map(|tokens| (f64::from(tokens.milli()) / 1000.0) as f32)
+        self.throttle.as_ref().map(|tokens| tokens.tokens())
     }
 
     /// Records a request (once, when its first attempt's outcome arrives):

@@ -140,6 +140,11 @@ impl Tokens {
         self.milli.load(Ordering::Relaxed)
     }
 
+    /// Tokens left.
+    pub(super) fn tokens(&self) -> f32 {
+        (f64::from(self.milli()) / f64::from(MILLI)) as f32
+    }
+
     /// A request: gives back `token_ratio`, up to `max_tokens`. A full bucket
     /// (a healthy service) costs one load and no write.
     pub(super) fn deposit(&self) {

@@ -61,9 +61,11 @@
 //! the request) and checks it before each retry, so no retry is sent into an
 //! incident and the caller gets the last real response. A layer between them
 //! that moves the call to another task (`tower::buffer`) hides the gate: then
-//! give it to the retry layer with [`RetryLayer::gate`](crate::retry::RetryLayer::gate). The other order is safe too: every attempt then passes the
-//! gate, a [`GateClosed`] error is never retried, and a refused retry is not
-//! counted as an attempt; but a refused request's body is buffered first.
+//! give it to the retry layer with
+//! [`RetryLayer::gate`](crate::retry::RetryLayer::gate). The other order is
+//! safe too: every attempt then passes the gate, a [`GateClosed`] error is
+//! never retried, and a refused retry is not counted as an attempt; but a
+//! refused request's body is buffered first.
 //!
 //! ```no_run
 //! use bytes::Bytes;
