@@ -1,6 +1,7 @@
 //! StatusGateLayer in front of a service: a closed gate never calls the inner
 //! service, its error carries the incident, the 503 mode answers correctly,
-//! waiting and probing, manual overrides, webhooks, observers and tracing.
+//! waiting and probing, manual overrides, webhooks and observers (tracing:
+//! `tests/gate_events.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,8 +9,6 @@
     clippy::indexing_slicing
 )]
 
-#[path = "support/log_capture.rs"]
-mod log_capture;
 #[path = "support/status_server.rs"]
 mod status_server;
 
@@ -21,7 +20,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use log_capture::Captured;
 use status_server::{fixture, Reply, StatusServer};
 use tokio::time::Instant;
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
@@ -377,34 +375,6 @@ async fn manual_gate_takes_webhooks_but_cannot_poll() {
     };
     assert_eq!(closed.indicator(), Some(&Indicator::Maintenance));
     assert_eq!(gate.poll_now().await.unwrap_err(), PollError::NoPoller);
-}
-
-#[tokio::test]
-async fn tracing_events_on_state_changes_only() {
-    let out = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(out.clone())
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let gate = StatusGate::manual();
-    let upstream = Upstream::default();
-    let mut svc = gate.layer().layer(upstream.service());
-    gate.force_closed("incident");
-    for _ in 0..20 {
-        let _ = svc.ready().await.unwrap().call(req()).await;
-    }
-    gate.clear_override();
-    for _ in 0..20 {
-        let _ = svc.ready().await.unwrap().call(req()).await;
-    }
-    let text = out.text();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].contains("status gate closed") && lines[0].contains("incident"));
-    assert!(lines[1].contains("status gate open"));
 }
 
 #[tokio::test(start_paused = true)]
