@@ -95,14 +95,37 @@ struct Run<C, ReqB: Body, ResB: Body> {
     gate: Option<StatusGate>,
     attempt: u32,
     max_attempts: u32,
-    total_delay: Duration,
-    last_reason: Option<RetryReason>,
-    /// Boxed: only a retry keeps it.
-    last: Option<Box<Outcome<ResB>>>,
-    started: Option<Instant>,
-    rng: Option<fastrand::Rng>,
     deposited: bool,
-    span: Span,
+    started: Option<Instant>,
+    /// The current attempt's span; none while `tracing` has it disabled.
+    span: Option<Box<Span>>,
+    /// Made by the first outcome that could be retried.
+    retried: Option<Box<Retried<ResB>>>,
+}
+
+/// What only a request that met a retryable outcome keeps. Boxed, like the
+/// states only a failed attempt reaches, so a request answered at once moves
+/// a smaller future.
+struct Retried<B: Body> {
+    reason: Option<RetryReason>,
+    total_delay: Duration,
+    /// The outcome a retry replaces, given back if the retry cannot be sent.
+    last: Option<Outcome<B>>,
+    rng: Option<fastrand::Rng>,
+}
+
+impl<B: Body> Retried<B> {
+    /// The record in `slot`, made on first use.
+    fn get(slot: &mut Option<Box<Self>>) -> &mut Self {
+        slot.get_or_insert_with(|| {
+            Box::new(Self {
+                reason: None,
+                total_delay: Duration::ZERO,
+                last: None,
+                rng: None,
+            })
+        })
+    }
 }
 
 impl<S, C, ReqB, ResB> ResponseFuture<S, C, ReqB, ResB>
@@ -131,13 +154,10 @@ where
             gate,
             attempt: 0,
             max_attempts,
-            total_delay: Duration::ZERO,
-            last_reason: None,
-            last: None,
-            started,
-            rng: None,
             deposited: false,
-            span: Span::none(),
+            started,
+            span: None,
+            retried: None,
         };
         let state = run.first(&mut service, request);
         Self {
@@ -179,8 +199,7 @@ where
                                 buffered,
                                 rebuild: *rebuild,
                             };
-                            let (template, body) = Template::first(&head, source);
-                            run.template = template;
+                            let body = Template::keep(&mut run.template, &head, source);
                             Request::from_parts(*head, body)
                         }
                         BufferOutcome::Once(body) => {
@@ -220,7 +239,7 @@ where
                 }
                 StateProj::Calling { future } => {
                     let result = {
-                        let _entered = run.span.enter();
+                        let _entered = run.span.as_deref().map(Span::enter);
                         ready!(future.poll(cx))
                     };
                     match result {
@@ -340,8 +359,8 @@ impl<C: Classify, ReqB: ReplayBody, ResB: Body> Run<C, ReqB, ResB> {
         let (parts, body) = request.into_parts();
         let request = match body.into_replay() {
             Replay::Clone { body, clone } if body.size_hint().exact().is_none_or(|n| n <= cap) => {
-                let (template, body) = Template::first(&parts, Source::Clone { body, clone });
-                self.template = template;
+                let source = Source::Clone { body, clone };
+                let body = Template::keep(&mut self.template, &parts, source);
                 Request::from_parts(parts, body)
             }
             Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
@@ -372,12 +391,13 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         S: Service<Request<ReqB>>,
     {
         self.attempt = self.attempt.saturating_add(1);
-        self.span = tracing::debug_span!(
+        let span = tracing::debug_span!(
             "attempt",
             http.request.resend_count = self.attempt - 1,
             http.request.method = %request.method(),
         );
-        let _entered = self.span.enter();
+        self.span = (!span.is_disabled()).then(|| Box::new(span));
+        let _entered = self.span.as_deref().map(Span::enter);
         service.call(request)
     }
 
@@ -470,7 +490,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         cx: &mut Context<'_>,
     ) -> Poll<Step<ResB>> {
         let prefetched = {
-            let _entered = self.span.enter();
+            let _entered = self.span.as_deref().map(Span::enter);
             ready!(prefetch.poll(cx))
         };
         Poll::Ready(match (parts.take(), prefetched) {
@@ -505,8 +525,8 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
             self.attempt = self.attempt.saturating_sub(1);
             // Never retried. When a retry met the closed gate, the caller gets
             // the last real outcome rather than the gate's error.
-            return Step::Return(match self.last.take() {
-                Some(last) => self.give_back(*last, Stop::GateClosed),
+            return Step::Return(match self.take_last() {
+                Some(last) => self.give_back(last, Stop::GateClosed),
                 None => Err(error),
             });
         }
@@ -526,7 +546,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
 
     /// Decides whether and when to retry an outcome the classifier wants retried.
     fn plan(&mut self, reason: RetryReason, outcome: Outcome<ResB>) -> Step<ResB> {
-        self.last_reason = Some(reason);
+        Retried::get(&mut self.retried).reason = Some(reason);
         if let Some(stop) = self.can_retry() {
             return Step::Return(self.give_back(outcome, stop));
         }
@@ -536,19 +556,20 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         };
         match self.next_delay(hint) {
             Ok(delay) => {
-                self.total_delay = self.total_delay.saturating_add(delay);
                 tracing::debug!(
-                    parent: &self.span,
+                    parent: self.span_id(),
                     attempt = self.attempt,
                     reason = %reason,
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "retrying"
                 );
-                self.last = Some(Box::new(outcome));
+                let retried = Retried::get(&mut self.retried);
+                retried.total_delay = retried.total_delay.saturating_add(delay);
+                retried.last = Some(outcome);
                 Step::Next(Next::Sleep(delay))
             }
             Err(stop) => {
-                tracing::debug!(parent: &self.span, attempt = self.attempt, reason = %reason, ?stop, "not retrying");
+                tracing::debug!(parent: self.span_id(), attempt = self.attempt, reason = %reason, ?stop, "not retrying");
                 Step::Return(self.give_back(outcome, stop))
             }
         }
@@ -561,7 +582,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
             HintDecision::GiveUp => return Err(Stop::HintTooLong),
             HintDecision::Backoff => {
                 let seed = policy.jitter_seed;
-                let rng = self.rng.get_or_insert_with(|| {
+                let rng = Retried::get(&mut self.retried).rng.get_or_insert_with(|| {
                     seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)
                 });
                 policy.backoff.delay(self.attempt, rng)
@@ -595,19 +616,31 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     }
 
     fn give_back_last(&mut self, stop: Stop) -> Outcome<ResB> {
-        match self.last.take() {
-            Some(last) => self.give_back(*last, stop),
+        match self.take_last() {
+            Some(last) => self.give_back(last, stop),
             None => Err("retry: no outcome to return".into()),
         }
     }
 
+    fn take_last(&mut self) -> Option<Outcome<ResB>> {
+        self.retried
+            .as_mut()
+            .and_then(|retried| retried.last.take())
+    }
+
+    /// The current attempt's span, as the parent of an event.
+    fn span_id(&self) -> Option<tracing::Id> {
+        self.span.as_deref().and_then(Span::id)
+    }
+
     /// Attaches [`RetryInfo`] when there is something to report.
     fn finish(&self, response: &mut Response<ResponseBody<ResB>>, stop: Stop) {
-        if self.attempt > 1 || stop != Stop::Final || self.last_reason.is_some() {
+        if self.attempt > 1 || stop != Stop::Final || self.retried.is_some() {
+            let retried = self.retried.as_deref();
             let info = RetryInfo {
                 attempts: self.attempt,
-                total_delay: self.total_delay,
-                last_reason: self.last_reason,
+                total_delay: retried.map_or(Duration::ZERO, |r| r.total_delay),
+                last_reason: retried.and_then(|r| r.reason),
                 stop,
                 request_id: response.headers().get("request-id").cloned(),
             };
@@ -626,7 +659,14 @@ where
         f.debug_struct("ResponseFuture")
             .field("attempt", &self.run.attempt)
             .field("max_attempts", &self.run.max_attempts)
-            .field("total_delay", &self.run.total_delay)
+            .field(
+                "total_delay",
+                &self
+                    .run
+                    .retried
+                    .as_ref()
+                    .map_or(Duration::ZERO, |r| r.total_delay),
+            )
             .finish_non_exhaustive()
     }
 }

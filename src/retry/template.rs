@@ -43,19 +43,20 @@ pub(crate) struct Template<B: Body> {
 }
 
 impl<B: Body> Template<B> {
-    /// The template for a request with head `parts` whose bodies come from
-    /// `source`, and the first attempt's body. No template when the head
-    /// cannot be packed (a part over 4 GiB): the request is sent once.
-    pub(crate) fn first(parts: &Parts, source: Source<B>) -> (Option<Self>, B) {
+    /// Stores in `slot` the template for a request with head `parts` whose
+    /// bodies come from `source`, and returns the first attempt's body. No
+    /// template when the head cannot be packed (a part over 4 GiB): the
+    /// request is sent once.
+    pub(crate) fn keep(slot: &mut Option<Self>, parts: &Parts, source: Source<B>) -> B {
         let body = source.body();
-        let template = PackedHead::pack(&parts.uri, &parts.headers).map(|head| Self {
+        *slot = PackedHead::pack(&parts.uri, &parts.headers).map(|head| Self {
             method: parts.method.clone(),
             version: parts.version,
             head,
             extensions: parts.extensions.clone(),
             source,
         });
-        (template, body)
+        body
     }
 
     /// A request for the next attempt: a copy of the head and of the body.
