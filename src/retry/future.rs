@@ -243,7 +243,15 @@ where
                         ready!(future.poll(cx))
                     };
                     match result {
-                        Ok(response) => run.on_response(response),
+                        Ok(response) => match run.judge(&response) {
+                            // The common case, kept out of `Step` so the
+                            // response is moved once.
+                            Act::HandOn(stop) => {
+                                this.state.set(State::Done);
+                                return Poll::Ready(Ok(run.hand_on(response, stop)));
+                            }
+                            act => run.on_response(response, act),
+                        },
                         Err(error) => run.on_error(error.into()),
                     }
                 }
@@ -313,6 +321,19 @@ impl Judge for FirstEvent {
 
 fn polled_after_completion() -> BoxError {
     "retry: response future polled after completion".into()
+}
+
+/// What a response's head calls for.
+#[derive(Clone, Copy)]
+enum Act {
+    /// Hand it on as it came, with this reason to stop.
+    HandOn(Stop),
+    /// Hold back an event stream until its first event.
+    Peek,
+    /// Read the error body to classify it.
+    Read,
+    /// Retry it.
+    Retry(RetryReason),
 }
 
 /// What to do after an attempt's outcome.
@@ -421,15 +442,40 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         }
     }
 
-    fn on_response(&mut self, response: Response<ResB>) -> Step<ResB> {
+    /// What to do with a response, judged from its head.
+    fn judge(&mut self, response: &Response<ResB>) -> Act {
         self.deposit_once();
         let head = self
             .settings
             .classifier
             .classify_head(response.status(), response.headers());
-        let response = match head {
-            Head::Final if self.watch_stream_start(&response) => {
-                let policy = &self.settings.policy;
+        match head {
+            Head::Final if self.watch_stream_start(response) => Act::Peek,
+            Head::Final => Act::HandOn(Stop::Final),
+            Head::Retry(_) | Head::ReadBody => match self.can_retry() {
+                Some(stop) => Act::HandOn(stop),
+                None => match head {
+                    Head::Retry(reason) => Act::Retry(reason),
+                    _ => Act::Read,
+                },
+            },
+        }
+    }
+
+    /// Hands `response` on as it came.
+    fn hand_on(&self, response: Response<ResB>, stop: Stop) -> Response<ResponseBody<ResB>> {
+        let mut response = response.map(ResponseBody::passthrough);
+        self.finish(&mut response, stop);
+        response
+    }
+
+    /// Acts on a response that is not handed on at once.
+    fn on_response(&mut self, response: Response<ResB>, act: Act) -> Step<ResB> {
+        let policy = &self.settings.policy;
+        match act {
+            Act::HandOn(stop) => Step::Return(Ok(self.hand_on(response, stop))),
+            Act::Retry(reason) => self.plan(reason, Ok(response.map(ResponseBody::passthrough))),
+            Act::Peek => {
                 let (parts, body) = response.into_parts();
                 let prefetch = Prefetch::new(
                     body,
@@ -437,35 +483,19 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
                     policy.stream_start_cap,
                     policy.stream_start_timeout,
                 );
-                return Step::Next(Next::Peek(Read::boxed(parts, prefetch)));
+                Step::Next(Next::Peek(Read::boxed(parts, prefetch)))
             }
-            Head::Final => {
-                let mut response = response.map(ResponseBody::passthrough);
-                self.finish(&mut response, Stop::Final);
-                return Step::Return(Ok(response));
+            Act::Read => {
+                let (parts, body) = response.into_parts();
+                let prefetch = Prefetch::new(
+                    body,
+                    Collect::default(),
+                    policy.max_error_body,
+                    policy.error_body_timeout,
+                );
+                Step::Next(Next::Read(Read::boxed(parts, prefetch)))
             }
-            Head::Retry(_) | Head::ReadBody if self.can_retry().is_some() => {
-                let stop = self.can_retry().unwrap_or(Stop::Final);
-                let mut response = response.map(ResponseBody::passthrough);
-                self.finish(&mut response, stop);
-                return Step::Return(Ok(response));
-            }
-            Head::Retry(reason) => {
-                return self.plan(reason, Ok(response.map(ResponseBody::passthrough)))
-            }
-            Head::ReadBody => response,
-        };
-        let policy = &self.settings.policy;
-        let (parts, body) = response.into_parts();
-        Step::Next(Next::Read(Read::boxed(
-            parts,
-            Prefetch::new(
-                body,
-                Collect::default(),
-                policy.max_error_body,
-                policy.error_body_timeout,
-            ),
-        )))
+        }
     }
 
     /// Whether this success is an event stream whose first event should be
