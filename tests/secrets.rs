@@ -116,6 +116,12 @@ async fn credentials_never_appear_in_traces() {
         logs.contains("resend_count"),
         "no attempt span captured:\n{logs}"
     );
+    // the retry decision is logged inside the attempt it is about
+    assert!(
+        logs.lines()
+            .any(|line| line.contains("retrying") && line.contains("attempt{")),
+        "retry event outside its attempt span:\n{logs}"
+    );
     assert!(logs.contains("incident"), "no gate event captured:\n{logs}");
     for secret in [
         "SECRET-KEY-VALUE",

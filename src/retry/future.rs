@@ -97,7 +97,10 @@ struct Run<C, ReqB: Body, ResB: Body> {
     max_attempts: u32,
     deposited: bool,
     started: Option<Instant>,
-    /// The current attempt's span; none while `tracing` has it disabled.
+    /// The current attempt's span; none while no subscriber has it enabled
+    /// (boxed, so a call that is not traced moves 8 bytes, not 40). With
+    /// `tracing`'s `log` feature and no subscriber, the attempt span is not
+    /// entered, so `log` sees no span records; its events still go out.
     span: Option<Box<Span>>,
     /// Made by the first outcome that could be retried.
     retried: Option<Box<Retried<ResB>>>,
@@ -324,7 +327,6 @@ fn polled_after_completion() -> BoxError {
 }
 
 /// What a response's head calls for.
-#[derive(Clone, Copy)]
 enum Act {
     /// Hand it on as it came, with this reason to stop.
     HandOn(Stop),
