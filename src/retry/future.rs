@@ -80,10 +80,13 @@ pin_project! {
 }
 
 impl<B: Body, W> Read<B, W> {
-    fn boxed(parts: http::response::Parts, prefetch: Prefetch<B, W>) -> Pin<Box<Self>> {
+    /// Starts reading `response`'s body with `watch`, up to `cap` bytes and
+    /// `timeout`.
+    fn start(response: Response<B>, watch: W, cap: usize, timeout: Duration) -> Pin<Box<Self>> {
+        let (parts, body) = response.into_parts();
         Box::pin(Self {
             parts: Some(parts),
-            prefetch,
+            prefetch: Prefetch::new(body, watch, cap, timeout),
         })
     }
 }
@@ -477,26 +480,18 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         match act {
             Act::HandOn(stop) => Step::Return(Ok(self.hand_on(response, stop))),
             Act::Retry(reason) => self.plan(reason, Ok(response.map(ResponseBody::passthrough))),
-            Act::Peek => {
-                let (parts, body) = response.into_parts();
-                let prefetch = Prefetch::new(
-                    body,
-                    FirstEvent::default(),
-                    policy.stream_start_cap,
-                    policy.stream_start_timeout,
-                );
-                Step::Next(Next::Peek(Read::boxed(parts, prefetch)))
-            }
-            Act::Read => {
-                let (parts, body) = response.into_parts();
-                let prefetch = Prefetch::new(
-                    body,
-                    Collect::default(),
-                    policy.max_error_body,
-                    policy.error_body_timeout,
-                );
-                Step::Next(Next::Read(Read::boxed(parts, prefetch)))
-            }
+            Act::Peek => Step::Next(Next::Peek(Read::start(
+                response,
+                FirstEvent::default(),
+                policy.stream_start_cap,
+                policy.stream_start_timeout,
+            ))),
+            Act::Read => Step::Next(Next::Read(Read::start(
+                response,
+                Collect::default(),
+                policy.max_error_body,
+                policy.error_body_timeout,
+            ))),
         }
     }
 
