@@ -113,7 +113,8 @@ struct Run<C, ReqB: Body, ResB: Body> {
 /// states only a failed attempt reaches, so a request answered at once moves
 /// a smaller future.
 struct Retried<B: Body> {
-    reason: Option<RetryReason>,
+    /// Why the last retryable outcome was retryable.
+    reason: RetryReason,
     total_delay: Duration,
     /// The outcome a retry replaces, given back if the retry cannot be sent.
     last: Option<Outcome<B>>,
@@ -121,16 +122,18 @@ struct Retried<B: Body> {
 }
 
 impl<B: Body> Retried<B> {
-    /// The record in `slot`, made on first use.
-    fn get(slot: &mut Option<Box<Self>>) -> &mut Self {
-        slot.get_or_insert_with(|| {
+    /// The record in `slot` with `reason` as the last reason; made on first use.
+    fn note(slot: &mut Option<Box<Self>>, reason: RetryReason) -> &mut Self {
+        let retried = slot.get_or_insert_with(|| {
             Box::new(Self {
-                reason: None,
+                reason,
                 total_delay: Duration::ZERO,
                 last: None,
                 rng: None,
             })
-        })
+        });
+        retried.reason = reason;
+        retried
     }
 }
 
@@ -252,11 +255,11 @@ where
                         Ok(response) => match run.judge(&response) {
                             // The common case, kept out of `Step` so the
                             // response is moved once.
-                            Act::HandOn(stop) => {
+                            Judged::HandOn(stop) => {
                                 this.state.set(State::Done);
                                 return Poll::Ready(Ok(run.hand_on(response, stop)));
                             }
-                            act => run.on_response(response, act),
+                            Judged::Act(act) => run.on_response(response, act),
                         },
                         Err(error) => run.on_error(error.into()),
                     }
@@ -330,9 +333,15 @@ fn polled_after_completion() -> BoxError {
 }
 
 /// What a response's head calls for.
-enum Act {
+enum Judged {
     /// Hand it on as it came, with this reason to stop.
     HandOn(Stop),
+    /// Act on it before anything is handed on.
+    Act(Act),
+}
+
+/// What is done with a response before anything is handed on.
+enum Act {
     /// Hold back an event stream until its first event.
     Peek,
     /// Read the error body to classify it.
@@ -448,22 +457,25 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     }
 
     /// What to do with a response, judged from its head.
-    fn judge(&mut self, response: &Response<ResB>) -> Act {
+    fn judge(&mut self, response: &Response<ResB>) -> Judged {
         self.deposit_once();
         let head = self
             .settings
             .classifier
             .classify_head(response.status(), response.headers());
         match head {
-            Head::Final if self.watch_stream_start(response) => Act::Peek,
-            Head::Final => Act::HandOn(Stop::Final),
-            Head::Retry(_) | Head::ReadBody => match self.can_retry() {
-                Some(stop) => Act::HandOn(stop),
-                None => match head {
-                    Head::Retry(reason) => Act::Retry(reason),
-                    _ => Act::Read,
-                },
-            },
+            Head::Final if self.watch_stream_start(response) => Judged::Act(Act::Peek),
+            Head::Final => Judged::HandOn(Stop::Final),
+            Head::Retry(reason) => self.unless_stopped(Act::Retry(reason)),
+            Head::ReadBody => self.unless_stopped(Act::Read),
+        }
+    }
+
+    /// `act`, unless no retry can follow: then the response is handed on.
+    fn unless_stopped(&self, act: Act) -> Judged {
+        match self.can_retry() {
+            Some(stop) => Judged::HandOn(stop),
+            None => Judged::Act(act),
         }
     }
 
@@ -478,7 +490,6 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     fn on_response(&mut self, response: Response<ResB>, act: Act) -> Step<ResB> {
         let policy = &self.settings.policy;
         match act {
-            Act::HandOn(stop) => Step::Return(Ok(self.hand_on(response, stop))),
             Act::Retry(reason) => self.plan(reason, Ok(response.map(ResponseBody::passthrough))),
             Act::Peek => Step::Next(Next::Peek(Read::start(
                 response,
@@ -573,7 +584,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
 
     /// Decides whether and when to retry an outcome the classifier wants retried.
     fn plan(&mut self, reason: RetryReason, outcome: Outcome<ResB>) -> Step<ResB> {
-        Retried::get(&mut self.retried).reason = Some(reason);
+        Retried::note(&mut self.retried, reason);
         if let Some(stop) = self.can_retry() {
             return Step::Return(self.give_back(outcome, stop));
         }
@@ -581,7 +592,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
             Ok(response) => delay_hint(response.headers(), SystemTime::now()),
             Err(_) => None,
         };
-        match self.next_delay(hint) {
+        match self.next_delay(reason, hint) {
             Ok(delay) => {
                 tracing::debug!(
                     parent: self.span_id(),
@@ -590,7 +601,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "retrying"
                 );
-                let retried = Retried::get(&mut self.retried);
+                let retried = Retried::note(&mut self.retried, reason);
                 retried.total_delay = retried.total_delay.saturating_add(delay);
                 retried.last = Some(outcome);
                 Step::Next(Next::Sleep(delay))
@@ -602,16 +613,22 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         }
     }
 
-    fn next_delay(&mut self, hint: Option<Duration>) -> Result<Duration, Stop> {
+    fn next_delay(
+        &mut self,
+        reason: RetryReason,
+        hint: Option<Duration>,
+    ) -> Result<Duration, Stop> {
         let policy = &self.settings.policy;
         let delay = match policy.hint(hint) {
             HintDecision::Wait(delay) => delay,
             HintDecision::GiveUp => return Err(Stop::HintTooLong),
             HintDecision::Backoff => {
                 let seed = policy.jitter_seed;
-                let rng = Retried::get(&mut self.retried).rng.get_or_insert_with(|| {
-                    seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)
-                });
+                let rng = Retried::note(&mut self.retried, reason)
+                    .rng
+                    .get_or_insert_with(|| {
+                        seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)
+                    });
                 policy.backoff.delay(self.attempt, rng)
             }
         };
@@ -667,7 +684,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
             let info = RetryInfo {
                 attempts: self.attempt,
                 total_delay: retried.map_or(Duration::ZERO, |r| r.total_delay),
-                last_reason: retried.and_then(|r| r.reason),
+                last_reason: retried.map(|r| r.reason),
                 stop,
                 request_id: response.headers().get("request-id").cloned(),
             };
