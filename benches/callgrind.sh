@@ -5,7 +5,10 @@
 # - benches/overhead.rs variants: one in-memory call each (request
 #   construction included, the same in every variant), one gate check.
 # - benches/e2e.rs variants: one loopback request, client and server on one
-#   thread, user space only (the kernel's TCP work is not counted).
+#   thread, user space only (the kernel's TCP work is not counted), with
+#   callgrind's cache simulation: the first-level instruction and data cache
+#   misses of a request (the kernel and hyper evict the layers' code and data
+#   between requests, so on loopback misses cost as much as instructions).
 #
 # Each variant runs with N calls and with 0 calls; (Ir(N) - Ir(0)) / N is the
 # cost of one call.
@@ -20,9 +23,9 @@ exe() {
 }
 overhead=$(exe overhead)
 e2e=$(exe e2e)
-ir() { # ENV_PREFIX binary variant calls
-  env "$1_PROFILE=$3" "$1_CALLS=$4" valgrind --tool=callgrind \
-    --callgrind-out-file=/dev/null "$2" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+ir() { # ENV_PREFIX binary variant calls [valgrind options]
+  env "$1_PROFILE=$3" "$1_CALLS=$4" valgrind --tool=callgrind "${@:5}" \
+    --callgrind-out-file=/dev/null "$2" 2>&1 | sed -n 's/.*Collected : \([0-9 ]*\).*/\1/p'
 }
 per_call() { # ENV_PREFIX binary variant calls
   local zero full
@@ -35,6 +38,19 @@ printf '| bench | variant | instructions per call |\n|---|---|---:|\n'
 for v in bare retry_layer gate_layer both_layers tower_retry_clone gate_check atomic_bool_check; do
   per_call OVERHEAD "$overhead" "$v" "$n" overhead
 done
+# Events with --cache-sim=yes: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw.
+per_call_cached() { # binary variant calls
+  local zero full
+  zero=$(ir E2E "$1" "$2" 0 --cache-sim=yes)
+  full=$(ir E2E "$1" "$2" "$3" --cache-sim=yes)
+  awk -v v="$2" -v z="$zero" -v f="$full" -v n="$3" 'BEGIN {
+    split(z, a, " "); split(f, b, " ")
+    printf "| e2e | %s | %.1f | %.1f | %.1f | %.1f |\n", v,
+      (b[1] - a[1]) / n, (b[4] - a[4]) / n, (b[5] - a[5]) / n, (b[6] - a[6]) / n
+  }'
+}
+printf '\n| bench | variant | instructions per request | I1 misses | D1 read misses | D1 write misses |\n'
+printf '|---|---|---:|---:|---:|---:|\n'
 for v in bare both_layers; do
-  per_call E2E "$e2e" "$v" "$((n / 5))" e2e
+  per_call_cached "$e2e" "$v" "$((n / 5))"
 done

@@ -140,7 +140,11 @@ fn e2e(c: &mut Criterion) {
 /// on a current-thread runtime that runs the server too, and exits. The
 /// difference of the counts with `n` and with 0 requests, over `n`, is the
 /// user-space cost of one request, client and server. Kernel time (the
-/// loopback TCP stack) is not counted, so ratios from it are pessimistic.
+/// loopback TCP stack) is not counted, and it is the same for both variants.
+/// With `--cache-sim=yes` callgrind also counts first-level cache misses:
+/// between requests the kernel and hyper evict the layers' code and data, so
+/// on loopback the misses cost them about as much as their instructions
+/// (BENCHMARKS.md, section 2).
 fn profile(variant: &str, calls: u64) {
     let rt = support::current_thread();
     let lb = Loopback::start(&rt);
