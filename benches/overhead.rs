@@ -7,8 +7,10 @@
 //! same run, one current-thread runtime; each sample loops over `iters`
 //! calls inside one `block_on`.
 //!
-//! `gate_check`: `StatusGate::check` on an open gate, alone and while a
-//! second thread checks the same gate in a loop (both cores busy).
+//! `gate_check`: `StatusGate::check` on an open gate, alone, while a second
+//! thread checks the same gate in a loop, and while a second thread clones,
+//! checks and drops handles of it as requests through the layers do (both
+//! cores busy).
 //!
 //! Run: `cargo bench --bench overhead -- --warm-up-time 1 --measurement-time 3`
 
@@ -125,27 +127,64 @@ fn gate_check(c: &mut Criterion) {
     });
 
     // A second thread checks the same gate as fast as it can meanwhile.
-    let stop = Arc::new(AtomicBool::new(false));
-    let other = {
-        let gate = gate.clone();
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut open = 0_u64;
-            while !stop.load(Ordering::Relaxed) {
-                for _ in 0..1024 {
-                    open += u64::from(black_box(&gate).check().is_ok());
-                }
-            }
-            open
-        })
-    };
+    let other = Contender::start(&gate, |gate| gate.check().is_ok());
     group.bench_function("open_two_threads", |b| {
         b.iter(|| black_box(&gate).check().is_ok())
     });
-    stop.store(true, Ordering::Relaxed);
-    let checked = other.join().unwrap();
-    assert!(checked > 0, "the contending thread ran");
+    other.stop();
+
+    // A second thread does to the gate what a request through both layers
+    // does: clones it (the gate names itself for the call, a retry layer
+    // inside keeps a handle), checks it and drops the clones, writing the
+    // handle's reference counts.
+    let other = Contender::start(&gate, |gate| {
+        let named = black_box(gate.clone());
+        let kept = black_box(named.clone());
+        kept.check().is_ok()
+    });
+    group.bench_function("open_two_threads_cloning", |b| {
+        b.iter(|| black_box(&gate).check().is_ok())
+    });
+    other.stop();
     group.finish();
+}
+
+/// A thread running `work` on a clone of a gate in a loop, for the
+/// contended gate-check benches.
+struct Contender {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Contender {
+    /// Starts the thread and returns once it is looping, so the bench that
+    /// follows runs against it.
+    fn start(gate: &StatusGate, work: fn(&StatusGate) -> bool) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (looping, started) = std::sync::mpsc::channel();
+        let thread = {
+            let gate = gate.clone();
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut first = Some(looping);
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..1024 {
+                        black_box(work(black_box(&gate)));
+                    }
+                    if let Some(looping) = first.take() {
+                        let _ = looping.send(());
+                    }
+                }
+            })
+        };
+        started.recv().unwrap();
+        Self { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap();
+    }
 }
 
 /// Instruction-count mode, for `valgrind --tool=callgrind` on this noisy
