@@ -22,12 +22,13 @@ pub struct StatusGate {
     inner: Arc<Inner>,
 }
 
-/// Aligned to 128 bytes, so `Arc`'s reference counts sit in another cache line
-/// (a pair of 64-byte lines, which x86-64 prefetches together; Apple's
-/// aarch64 cores have 128-byte lines). Every request clones and drops a handle (the
-/// gate names itself for the call, a retry layer inside keeps one), writing
-/// the counts; without the padding, each write on one core made the next
-/// [`StatusGate::check`] on another core miss the cache for `shared`.
+/// Aligned to 128 bytes, so `Arc`'s reference counts sit in another cache
+/// line (a pair of 64-byte lines, which x86-64 prefetches together; Apple's
+/// aarch64 cores have 128-byte lines). Every request through the gate layer
+/// clones and drops a handle (the gate names itself for the call, a retry
+/// layer inside keeps one), writing the counts; without the padding, each
+/// write on one core made the next [`StatusGate::check`] on another core miss
+/// the cache for `shared`.
 #[repr(align(128))]
 struct Inner {
     shared: Arc<Shared>,
