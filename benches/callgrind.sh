@@ -8,7 +8,8 @@
 #   thread, user space only (the kernel's TCP work is not counted), with
 #   callgrind's cache simulation: the first-level instruction and data cache
 #   misses of a request (the kernel and hyper evict the layers' code and data
-#   between requests, so on loopback misses cost as much as instructions).
+#   between requests, so on loopback the misses cost the layers about as much
+#   as their instructions; BENCHMARKS.md, section 2).
 #
 # Each variant runs with N calls and with 0 calls; (Ir(N) - Ir(0)) / N is the
 # cost of one call.
