@@ -15,8 +15,9 @@ use tracing::Span;
 use super::body::{Collect, Prefetch, Prefetched, ResponseBody, Watch};
 use super::control::RetryControl;
 use super::info::{RetryInfo, Stop};
-use super::policy::{find, HintDecision, Settings};
+use super::policy::{find, HintDecision};
 use super::replay::{BufferOutcome, Buffering, Replay, ReplayBody, ReplayedBody};
+use super::service::{Retry, Shared};
 use super::stream_start::FirstEvent;
 use super::template::{Source, Template};
 use crate::classify::{Classify, ErrorBody, Head, RetryReason, Verdict};
@@ -38,24 +39,26 @@ pin_project! {
         ResB: Body,
     {
         #[pin]
-        state: State<S::Future, ReqB, ResB>,
-        service: S,
-        run: Run<C, ReqB, ResB>,
+        state: State<S::Future, S, ReqB, ResB>,
+        run: Run<S, C, ReqB, ResB>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<F, ReqB: Body, ResB: Body> {
+    // A service is held (boxed, so the future stays small) only by the
+    // states that call one outside `Retry::call`.
+    enum State<F, S, ReqB: Body, ResB: Body> {
         // Reading the request body into memory before the first attempt; the
-        // head waits here until the template can be made.
+        // head and the ready service wait here until the template can be made.
         Buffering {
             buffering: Buffering<ReqB>,
             head: Option<Box<http::request::Parts>>,
             rebuild: fn(ReplayedBody<ReqB>) -> ReqB,
+            service: Box<S>,
         },
-        // Waiting for the service to be ready for a retry.
-        Ready,
+        // Waiting for a clone of the service to be ready for a retry.
+        Ready { service: Box<S> },
         // An attempt is in flight.
         Calling { #[pin] future: F },
         // Reading an error body to classify it.
@@ -92,8 +95,8 @@ impl<B: Body, W> Read<B, W> {
 }
 
 /// The bookkeeping of one request's attempts.
-struct Run<C, ReqB: Body, ResB: Body> {
-    settings: Arc<Settings<C>>,
+struct Run<S, C, ReqB: Body, ResB: Body> {
+    shared: Arc<Shared<S, C>>,
     template: Option<Template<ReqB>>,
     gate: Option<StatusGate>,
     attempt: u32,
@@ -139,15 +142,20 @@ impl<B: Body> Retried<B> {
 
 impl<S, C, ReqB, ResB> ResponseFuture<S, C, ReqB, ResB>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
-    C: Classify,
+    C: Classify + Clone,
     ReqB: ReplayBody,
     ResB: Body,
 {
-    /// `service` must be ready: it is called for the first attempt.
-    pub(crate) fn new(mut service: S, settings: Arc<Settings<C>>, request: Request<ReqB>) -> Self {
-        let policy = &settings.policy;
+    /// `retry`'s service must be ready: it is called for the first attempt
+    /// (or, when the body must be buffered first, taken for it, a clone left
+    /// in its place). Takes `retry` whole so that the check for a fresh copy
+    /// after `get_mut` is made here: in `Retry::call` it cost the layer above
+    /// a copy of the request (about 40 instructions a call).
+    pub(crate) fn new(retry: &mut Retry<S, C>, request: Request<ReqB>) -> Self {
+        let (service, shared) = retry.for_call();
+        let policy = &shared.settings.policy;
         let max_attempts = request
             .extensions()
             .get::<RetryControl>()
@@ -158,7 +166,7 @@ where
         let gate = policy.gate.clone().or_else(crate::gate::scope::current);
         let started = policy.deadline.map(|_| Instant::now());
         let mut run = Run {
-            settings,
+            shared,
             template: None,
             gate,
             attempt: 0,
@@ -168,18 +176,14 @@ where
             span: None,
             retried: None,
         };
-        let state = run.first(&mut service, request);
-        Self {
-            state,
-            service,
-            run,
-        }
+        let state = run.first(service, request);
+        Self { state, run }
     }
 }
 
 impl<S, C, ReqB, ResB> Future for ResponseFuture<S, C, ReqB, ResB>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
     C: Classify,
     ReqB: ReplayBody,
@@ -196,6 +200,7 @@ where
                     buffering,
                     head,
                     rebuild,
+                    service,
                 } => {
                     let outcome = ready!(buffering.poll_buffer(cx));
                     let Some(head) = head.take() else {
@@ -213,7 +218,7 @@ where
                         }
                         BufferOutcome::Once(body) => {
                             tracing::debug!(
-                                max_replay_body = run.settings.policy.max_replay_body,
+                                max_replay_body = run.shared.settings.policy.max_replay_body,
                                 "request body over the replay cap (or failed): sent once, not retried"
                             );
                             Request::from_parts(*head, rebuild(body))
@@ -221,13 +226,13 @@ where
                     };
                     // NOTE: `service` is still the instance that `Retry::poll_ready`
                     // drove to readiness; it has not been called yet.
-                    let future = run.call(this.service, request);
+                    let future = run.call(service, request);
                     this.state.set(State::Calling { future });
                     continue;
                 }
-                StateProj::Ready => {
+                StateProj::Ready { service } => {
                     // NOTE: every retry reserves capacity again before calling.
-                    if let Err(error) = ready!(this.service.poll_ready(cx)) {
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
@@ -242,7 +247,7 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(run.give_back_last(Stop::NotReplayable));
                     };
-                    let future = run.call(this.service, request);
+                    let future = run.call(service, request);
                     this.state.set(State::Calling { future });
                     continue;
                 }
@@ -274,7 +279,8 @@ where
                 }
                 StateProj::Sleeping { sleep } => {
                     ready!(sleep.as_mut().poll(cx));
-                    this.state.set(State::Ready);
+                    let service = Box::new(run.shared.service());
+                    this.state.set(State::Ready { service });
                     continue;
                 }
                 StateProj::Done => return Poll::Ready(Err(polled_after_completion())),
@@ -367,7 +373,7 @@ enum Next<B: Body> {
 
 impl<B: Body> Next<B> {
     /// Moves `state` on.
-    fn apply<F, ReqB: Body>(self, mut state: Pin<&mut State<F, ReqB, B>>) {
+    fn apply<F, S, ReqB: Body>(self, mut state: Pin<&mut State<F, S, ReqB, B>>) {
         match self {
             Next::Read(read) => state.set(State::Reading { read }),
             Next::Peek(read) => state.set(State::Peeking { read }),
@@ -378,19 +384,27 @@ impl<B: Body> Next<B> {
     }
 }
 
-impl<C: Classify, ReqB: ReplayBody, ResB: Body> Run<C, ReqB, ResB> {
+impl<S, C, ReqB, ResB> Run<S, C, ReqB, ResB>
+where
+    S: Service<Request<ReqB>> + Clone,
+    C: Classify,
+    ReqB: ReplayBody,
+    ResB: Body,
+{
     /// Keeps what a retry needs of `request` and starts the first attempt
-    /// (or the buffering of its body).
-    fn first<S>(&mut self, service: &mut S, request: Request<ReqB>) -> State<S::Future, ReqB, ResB>
-    where
-        S: Service<Request<ReqB>>,
-    {
+    /// on the ready `service`, or starts buffering its body: then the ready
+    /// instance waits in the state and a clone takes its place.
+    fn first(
+        &mut self,
+        service: &mut S,
+        request: Request<ReqB>,
+    ) -> State<S::Future, S, ReqB, ResB> {
         if self.max_attempts <= 1 {
             return State::Calling {
                 future: self.call(service, request),
             };
         }
-        let cap = self.settings.policy.max_replay_body;
+        let cap = self.shared.settings.policy.max_replay_body;
         let (parts, body) = request.into_parts();
         let request = match body.into_replay() {
             Replay::Clone { body, clone } if body.size_hint().exact().is_none_or(|n| n <= cap) => {
@@ -399,10 +413,12 @@ impl<C: Classify, ReqB: ReplayBody, ResB: Body> Run<C, ReqB, ResB> {
                 Request::from_parts(parts, body)
             }
             Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
+                let clone = service.clone();
                 return State::Buffering {
                     buffering: Buffering::new(body, cap),
                     head: Some(Box::new(parts)),
                     rebuild,
+                    service: Box::new(std::mem::replace(service, clone)),
                 };
             }
             Replay::Once(body) => Request::from_parts(parts, body),
@@ -420,8 +436,8 @@ impl<C: Classify, ReqB: ReplayBody, ResB: Body> Run<C, ReqB, ResB> {
     }
 }
 
-impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
-    fn call<S>(&mut self, service: &mut S, request: Request<ReqB>) -> S::Future
+impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
+    fn call(&mut self, service: &mut S, request: Request<ReqB>) -> S::Future
     where
         S: Service<Request<ReqB>>,
     {
@@ -450,7 +466,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     fn deposit_once(&mut self) {
         if !self.deposited {
             self.deposited = true;
-            if let Some(budget) = &self.settings.policy.budget {
+            if let Some(budget) = &self.shared.settings.policy.budget {
                 budget.deposit();
             }
         }
@@ -460,6 +476,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     fn judge(&mut self, response: &Response<ResB>) -> Judged {
         self.deposit_once();
         let head = self
+            .shared
             .settings
             .classifier
             .classify_head(response.status(), response.headers());
@@ -488,7 +505,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
 
     /// Acts on a response that is not handed on at once.
     fn on_response(&mut self, response: Response<ResB>, act: Act) -> Step<ResB> {
-        let policy = &self.settings.policy;
+        let policy = &self.shared.settings.policy;
         match act {
             Act::Retry(reason) => self.plan(reason, Ok(response.map(ResponseBody::passthrough))),
             Act::Peek => Step::Next(Next::Peek(Read::start(
@@ -509,7 +526,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
     /// Whether this success is an event stream whose first event should be
     /// seen before it is handed on.
     fn watch_stream_start(&self, response: &Response<ResB>) -> bool {
-        self.settings.policy.stream_start
+        self.shared.settings.policy.stream_start
             && response.status().is_success()
             && self.can_retry().is_none()
             && response
@@ -533,7 +550,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         };
         Poll::Ready(match (parts.take(), prefetched) {
             (Some(parts), Some(prefetched)) => {
-                let verdict = W::verdict(&prefetched, &self.settings.classifier, &parts);
+                let verdict = W::verdict(&prefetched, &self.shared.settings.classifier, &parts);
                 self.on_verdict(parts, prefetched, verdict)
             }
             _ => Step::Return(Err(polled_after_completion())),
@@ -572,10 +589,12 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         if self.can_retry().is_some() {
             return Step::Return(Err(error));
         }
-        let retry = self
-            .template
-            .as_ref()
-            .is_some_and(|t| self.settings.policy.retry_transport(&*error, &t.method));
+        let retry = self.template.as_ref().is_some_and(|t| {
+            self.shared
+                .settings
+                .policy
+                .retry_transport(&*error, &t.method)
+        });
         if !retry {
             return Step::Return(Err(error));
         }
@@ -618,7 +637,7 @@ impl<C: Classify, ReqB: Body, ResB: Body> Run<C, ReqB, ResB> {
         reason: RetryReason,
         hint: Option<Duration>,
     ) -> Result<Duration, Stop> {
-        let policy = &self.settings.policy;
+        let policy = &self.shared.settings.policy;
         let delay = match policy.hint(hint) {
             HintDecision::Wait(delay) => delay,
             HintDecision::GiveUp => return Err(Stop::HintTooLong),

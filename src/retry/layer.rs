@@ -231,11 +231,11 @@ impl<C: Clone> RetryLayer<C> {
     }
 }
 
-impl<S, C: Clone> Layer<S> for RetryLayer<C> {
+impl<S: Clone, C: Clone> Layer<S> for RetryLayer<C> {
     type Service = Retry<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::from_parts(inner, Arc::clone(&self.settings))
+        Retry::new(inner, Settings::clone(&self.settings))
     }
 }
 

@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -17,23 +17,90 @@ use crate::BoxError;
 ///
 /// Errors are boxed ([`BoxError`]) so a [`GateClosed`](crate::gate::GateClosed)
 /// or a transport error can be told apart by downcasting.
+///
+/// The first attempt of each request goes through the wrapped service itself,
+/// which [`poll_ready`](Service::poll_ready) drove to readiness. Retries go
+/// through a clone of it, taken from a copy the service keeps for that (made
+/// when the layer wraps the service, and again on the first call after
+/// [`get_mut`](Self::get_mut)). So a request answered at once does not clone
+/// the service, and its future does not hold one (`tower::retry` clones it
+/// for every request and keeps the clone in the future). For services whose
+/// clones are handles to shared state (HTTP clients, channels, buffers) the
+/// two are the same; a clone of the copy starts with none of the state that
+/// earlier calls left in `inner`.
 pub struct Retry<S, C = AnthropicClassifier> {
     inner: S,
-    settings: Arc<Settings<C>>,
+    shared: Arc<Shared<S, C>>,
+    /// `get_mut` was called: the copy retries are cloned from may be stale.
+    detached: bool,
+}
+
+/// What a service shares with the futures it returns: the settings and the
+/// copy of the service that retries are cloned from.
+pub(crate) struct Shared<S, C> {
+    pub(crate) settings: Settings<C>,
+    /// Behind a lock so the futures are `Send` whenever `S` is (a retry
+    /// takes it once, to clone it).
+    proto: Mutex<S>,
+}
+
+impl<S: Clone, C> Shared<S, C> {
+    fn new(inner: &S, settings: Settings<C>) -> Arc<Self> {
+        let proto = Mutex::new(inner.clone());
+        Arc::new(Self { settings, proto })
+    }
+
+    /// A service for retries: a clone of the copy.
+    pub(crate) fn service(&self) -> S {
+        // A panic in `S::clone` poisons the lock without leaving the copy
+        // half-written: it was only read.
+        self.proto
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl<S: Clone, C> Retry<S, C> {
+    pub(crate) fn new(inner: S, settings: Settings<C>) -> Self {
+        Self {
+            shared: Shared::new(&inner, settings),
+            inner,
+            detached: false,
+        }
+    }
+}
+
+impl<S: Clone, C: Clone> Retry<S, C> {
+    /// Takes a fresh copy for this and later calls, after `get_mut`.
+    #[cold]
+    #[inline(never)]
+    fn reattach(&mut self) {
+        self.detached = false;
+        self.shared = Shared::new(&self.inner, self.shared.settings.clone());
+    }
+
+    /// The ready service and what a call's future shares with it (a fresh
+    /// copy first, after `get_mut`).
+    pub(crate) fn for_call(&mut self) -> (&mut S, Arc<Shared<S, C>>) {
+        if self.detached {
+            self.reattach();
+        }
+        (&mut self.inner, Arc::clone(&self.shared))
+    }
 }
 
 impl<S, C> Retry<S, C> {
-    pub(crate) fn from_parts(inner: S, settings: Arc<Settings<C>>) -> Self {
-        Self { inner, settings }
-    }
-
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
-    /// The inner service, mutably.
+    /// The inner service, mutably. What is changed here also reaches the
+    /// retries of later calls: the next call takes a fresh copy to clone
+    /// them from. Requests already in flight keep the copy they started with.
     pub fn get_mut(&mut self) -> &mut S {
+        self.detached = true;
         &mut self.inner
     }
 
@@ -47,7 +114,8 @@ impl<S: Clone, C> Clone for Retry<S, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            settings: Arc::clone(&self.settings),
+            shared: Arc::clone(&self.shared),
+            detached: self.detached,
         }
     }
 }
@@ -56,7 +124,7 @@ impl<S: fmt::Debug, C: fmt::Debug> fmt::Debug for Retry<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("settings", &self.settings)
+            .field("settings", &self.shared.settings)
             .finish()
     }
 }
@@ -65,7 +133,7 @@ impl<S, C, ReqB, ResB> Service<Request<ReqB>> for Retry<S, C>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
-    C: Classify,
+    C: Classify + Clone,
     ReqB: ReplayBody,
     ResB: Body,
 {
@@ -79,11 +147,9 @@ where
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         // NOTE: `self.inner` is the instance `poll_ready` drove to readiness,
-        // so it must serve this call. A fresh clone takes its place in `self`;
-        // the ready one goes into the future, which polls it ready again
-        // before every retry.
-        let clone = self.inner.clone();
-        let ready = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::new(ready, Arc::clone(&self.settings), request)
+        // so it serves the first attempt, here and now. Only when the body
+        // must be read first does the future take it (and leave a clone in
+        // its place); retries poll a clone of the copy ready before calling.
+        ResponseFuture::new(self, request)
     }
 }
