@@ -66,13 +66,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProj::Forward { fut, probe } => {
-                let res = ready!(fut.poll(cx));
-                if let Ok(resp) = &res {
-                    settle_probe(probe, resp);
+            KindProj::Forward { fut, probe } => match ready!(fut.poll(cx)) {
+                Ok(resp) => {
+                    settle_probe(probe, &resp);
+                    Poll::Ready(Ok(resp))
                 }
-                Poll::Ready(res.map_err(Into::into))
-            }
+                Err(error) => Poll::Ready(Err(error.into())),
+            },
             KindProj::Ready { answer } => Poll::Ready(Err(match answer.take() {
                 Some(closed) => closed.into(),
                 None => "ResponseFuture polled after completion".into(),
