@@ -49,14 +49,8 @@ pin_project! {
     // A service is held (boxed, so the future stays small) only by the
     // states that call one outside `Retry::call`.
     enum State<F, S, ReqB: Body, ResB: Body> {
-        // Reading the request body into memory before the first attempt; the
-        // head and the ready service wait here until the template can be made.
-        Buffering {
-            buffering: Buffering<ReqB>,
-            head: Option<Box<http::request::Parts>>,
-            rebuild: fn(ReplayedBody<ReqB>) -> ReqB,
-            service: Box<S>,
-        },
+        // Reading the request body into memory before the first attempt.
+        Buffering { pending: Box<Pending<S, ReqB>> },
         // Waiting for a clone of the service to be ready for a retry.
         Ready { service: Box<S> },
         // An attempt is in flight.
@@ -92,6 +86,17 @@ impl<B: Body, W> Read<B, W> {
             prefetch: Prefetch::new(body, watch, cap, timeout),
         })
     }
+}
+
+/// A request whose body is read into memory before its first attempt: the
+/// head and the ready service wait with it until the template can be made.
+/// Boxed as a whole, so that this state, larger than an attempt in flight
+/// around most clients, does not set the size of every future.
+struct Pending<S, B: Body> {
+    buffering: Buffering<B>,
+    head: Option<http::request::Parts>,
+    rebuild: fn(ReplayedBody<B>) -> B,
+    service: S,
 }
 
 /// The bookkeeping of one request's attempts.
@@ -196,12 +201,13 @@ where
         let run = this.run;
         loop {
             let step = match this.state.as_mut().project() {
-                StateProj::Buffering {
-                    buffering,
-                    head,
-                    rebuild,
-                    service,
-                } => {
+                StateProj::Buffering { pending } => {
+                    let Pending {
+                        buffering,
+                        head,
+                        rebuild,
+                        service,
+                    } = &mut **pending;
                     let outcome = ready!(buffering.poll_buffer(cx));
                     let Some(head) = head.take() else {
                         this.state.set(State::Done);
@@ -214,14 +220,14 @@ where
                                 rebuild: *rebuild,
                             };
                             let body = Template::keep(&mut run.template, &head, source);
-                            Request::from_parts(*head, body)
+                            Request::from_parts(head, body)
                         }
                         BufferOutcome::Once(body) => {
                             tracing::debug!(
                                 max_replay_body = run.shared.settings.policy.max_replay_body,
                                 "request body over the replay cap (or failed): sent once, not retried"
                             );
-                            Request::from_parts(*head, rebuild(body))
+                            Request::from_parts(head, rebuild(body))
                         }
                     };
                     // NOTE: `service` is still the instance that `Retry::poll_ready`
@@ -416,10 +422,12 @@ where
             Replay::Buffer { body, rebuild } if body.size_hint().lower() <= cap => {
                 let clone = service.clone();
                 return State::Buffering {
-                    buffering: Buffering::new(body, cap),
-                    head: Some(Box::new(parts)),
-                    rebuild,
-                    service: Box::new(std::mem::replace(service, clone)),
+                    pending: Box::new(Pending {
+                        buffering: Buffering::new(body, cap),
+                        head: Some(parts),
+                        rebuild,
+                        service: std::mem::replace(service, clone),
+                    }),
                 };
             }
             Replay::Once(body) => Request::from_parts(parts, body),
