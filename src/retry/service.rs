@@ -25,9 +25,9 @@ use crate::BoxError;
 /// [`get_mut`](Self::get_mut)). So a request answered at once does not clone
 /// the service, and its future does not hold one (`tower::retry` clones it
 /// for every request and keeps the clone in the future). For services whose
-/// clones are handles to shared state (HTTP clients, channels, buffers) the
-/// two are the same; a clone of the copy starts with none of the state that
-/// earlier calls left in `inner`.
+/// clones are handles to shared state (HTTP clients, channels, buffers) that
+/// changes nothing else; a clone of the copy does start without any state
+/// that earlier calls left in the wrapped service itself.
 pub struct Retry<S, C = AnthropicClassifier> {
     inner: S,
     shared: Arc<Shared<S, C>>,
