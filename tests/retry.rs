@@ -21,7 +21,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use tokio::time::Instant;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_guard::backoff::{Backoff, Jitter};
 use tower_api_guard::budget::RetryBudget;
 use tower_api_guard::classify::RetryReason;
@@ -223,14 +223,18 @@ async fn the_budget_stops_retries_and_is_shared_by_clones() {
     let provider = Provider::start(vec![Reply::error(529, "overloaded_error")]).await;
     // no floor; one retry for every two requests
     let budget = RetryBudget::new(Duration::from_secs(10), 0, 0.5).unwrap();
-    let service = ServiceBuilder::new()
-        .layer(exact().budget(budget))
-        .service(client());
+    let layer = exact().budget(budget);
+    let service = ServiceBuilder::new().layer(layer.clone()).service(client());
     let mut stops = Vec::new();
-    for _ in 0..4 {
-        // a fresh clone per request: the budget is shared
-        let mut clone = service.clone();
-        let (_, _, info) = send(&mut clone, post(&provider)).await;
+    for i in 0..4 {
+        // A fresh clone of one service, or a service of its own built from
+        // the same layer, per request: the budget is shared by all of them.
+        let mut fresh = if i % 2 == 0 {
+            service.clone()
+        } else {
+            layer.layer(client())
+        };
+        let (_, _, info) = send(&mut fresh, post(&provider)).await;
         stops.push((info.attempts, info.stop));
     }
     assert_eq!(
