@@ -66,11 +66,8 @@ use crate::gate::StatusGate;
 use crate::retry::{Replay, ReplayBody};
 
 impl ReplayBody for Body {
-    fn into_replay(self) -> Replay<Self> {
-        Replay::Buffer {
-            body: self,
-            rebuild: Body::new,
-        }
+    fn replay(&self) -> Replay<Self> {
+        Replay::Buffer(Body::new)
     }
 }
 

@@ -80,17 +80,11 @@ use crate::retry::{Replay, ReplayBody};
 use crate::BoxError;
 
 impl ReplayBody for Body {
-    fn into_replay(self) -> Replay<Self> {
+    fn replay(&self) -> Replay<Self> {
         if self.as_bytes().is_some() {
-            Replay::Clone {
-                body: self,
-                clone: copy_body,
-            }
+            Replay::Clone(copy_body)
         } else {
-            Replay::Buffer {
-                body: self,
-                rebuild: Body::wrap,
-            }
+            Replay::Buffer(Body::wrap)
         }
     }
 }

@@ -87,11 +87,8 @@ use crate::hint::GRPC_RETRY_PUSHBACK_MS;
 use crate::retry::{Replay, ReplayBody};
 
 impl ReplayBody for Body {
-    fn into_replay(self) -> Replay<Self> {
-        Replay::Buffer {
-            body: self,
-            rebuild: Body::new,
-        }
+    fn replay(&self) -> Replay<Self> {
+        Replay::Buffer(Body::new)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Request bodies that can be sent more than once.
 //!
 //! The retry layer keeps the caller's request body type. How a body is
-//! replayed is said by [`ReplayBody::into_replay`]:
+//! replayed is said by [`ReplayBody::replay`], which looks at the body
+//! without taking it:
 //! - [`Replay::Clone`]: the body is already in memory and cheap to copy
 //!   (`Full<Bytes>` clones a reference count, never the bytes);
 //! - [`Replay::Buffer`]: the body is read once into memory (up to a cap) and
@@ -25,32 +26,25 @@ use pin_project_lite::pin_project;
 
 /// How a request body is made available for another attempt.
 pub enum Replay<B: Body> {
-    /// Keep `body`, and give each attempt `clone(&body)`. For bodies already in
-    /// memory whose clone copies no bytes.
-    Clone {
-        /// The body.
-        body: B,
-        /// Makes a copy for one attempt.
-        clone: fn(&B) -> B,
-    },
-    /// Read `body` into memory once (up to the layer's cap), and give each
-    /// attempt `rebuild(copy)`, which must yield exactly the copy's frames.
-    Buffer {
-        /// The body.
-        body: B,
-        /// Wraps the buffered copy in the caller's body type.
-        rebuild: fn(ReplayedBody<B>) -> B,
-    },
+    /// The body is in memory and cheap to copy: the first attempt gets the
+    /// caller's body, and each retry a copy made with this function. For
+    /// bodies whose copy shares their bytes (`Full<Bytes>` clones a
+    /// reference count).
+    Clone(fn(&B) -> B),
+    /// Read the body into memory once (up to the layer's cap), and give each
+    /// attempt a body rebuilt by this function around the buffered copy; it
+    /// must yield exactly the copy's frames.
+    Buffer(fn(ReplayedBody<B>) -> B),
     /// Send the body once; the request is not retried.
-    Once(B),
+    Once,
 }
 
 impl<B: Body> fmt::Debug for Replay<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Replay::Clone { .. } => "Replay::Clone",
-            Replay::Buffer { .. } => "Replay::Buffer",
-            Replay::Once(_) => "Replay::Once",
+            Replay::Clone(_) => "Replay::Clone",
+            Replay::Buffer(_) => "Replay::Buffer",
+            Replay::Once => "Replay::Once",
         })
     }
 }
@@ -60,37 +54,38 @@ impl<B: Body> fmt::Debug for Replay<B> {
 /// Implemented for `Full<Bytes>`, `Empty<Bytes>`, `String`, `BoxBody`,
 /// `UnsyncBoxBody` and hyper's `Incoming` (sent once). Implement it for your
 /// own body type by choosing a [`Replay`] strategy.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::Full;
+/// use tower_api_guard::retry::{Replay, ReplayBody};
+///
+/// let body = Full::new(Bytes::from_static(b"{}"));
+/// assert!(matches!(body.replay(), Replay::Clone(_)));
+/// ```
 pub trait ReplayBody: Body + Sized {
-    /// Chooses how this body is replayed.
-    fn into_replay(self) -> Replay<Self>;
+    /// Chooses how this body is replayed. It takes the body by reference,
+    /// so a body copied for retries goes to the first attempt as it came.
+    fn replay(&self) -> Replay<Self>;
 }
 
 impl ReplayBody for Full<Bytes> {
-    fn into_replay(self) -> Replay<Self> {
-        Replay::Clone {
-            body: self,
-            clone: Clone::clone,
-        }
+    fn replay(&self) -> Replay<Self> {
+        Replay::Clone(Clone::clone)
     }
 }
 
 impl ReplayBody for Empty<Bytes> {
-    fn into_replay(self) -> Replay<Self> {
-        Replay::Clone {
-            body: self,
-            clone: Clone::clone,
-        }
+    fn replay(&self) -> Replay<Self> {
+        Replay::Clone(Clone::clone)
     }
 }
 
 impl ReplayBody for String {
-    fn into_replay(self) -> Replay<Self> {
+    fn replay(&self) -> Replay<Self> {
         // A `String` clone copies its bytes; request bodies of this type are
         // small by nature, and the copy is bounded by the replay cap.
-        Replay::Clone {
-            body: self,
-            clone: Clone::clone,
-        }
+        Replay::Clone(Clone::clone)
     }
 }
 
@@ -98,11 +93,8 @@ impl<E> ReplayBody for BoxBody<Bytes, E>
 where
     E: Send + Sync + 'static,
 {
-    fn into_replay(self) -> Replay<Self> {
-        Replay::Buffer {
-            body: self,
-            rebuild: BoxBody::new,
-        }
+    fn replay(&self) -> Replay<Self> {
+        Replay::Buffer(BoxBody::new)
     }
 }
 
@@ -110,17 +102,14 @@ impl<E> ReplayBody for UnsyncBoxBody<Bytes, E>
 where
     E: Send + 'static,
 {
-    fn into_replay(self) -> Replay<Self> {
-        Replay::Buffer {
-            body: self,
-            rebuild: UnsyncBoxBody::new,
-        }
+    fn replay(&self) -> Replay<Self> {
+        Replay::Buffer(UnsyncBoxBody::new)
     }
 }
 
 impl ReplayBody for hyper::body::Incoming {
-    fn into_replay(self) -> Replay<Self> {
-        Replay::Once(self)
+    fn replay(&self) -> Replay<Self> {
+        Replay::Once
     }
 }
 
@@ -136,7 +125,7 @@ pin_project! {
     /// A replayed request body: the buffered frames, then (for a body over the
     /// cap, sent once) the unread rest of the original.
     ///
-    /// Pass it to the `rebuild` function of [`Replay::Buffer`].
+    /// Pass it to the function of [`Replay::Buffer`].
     pub struct ReplayedBody<B: Body> {
         buffered: Arc<Buffered>,
         next: usize,

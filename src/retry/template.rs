@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use http::request::Parts;
 use http::{Extensions, Method, Request, Version};
 use http_body::Body;
 
@@ -21,7 +20,8 @@ pub(crate) enum Source<B: Body> {
 }
 
 impl<B: Body> Source<B> {
-    fn body(&self) -> B {
+    /// A body for one attempt.
+    pub(crate) fn body(&self) -> B {
         match self {
             Source::Clone { body, clone } => clone(body),
             Source::Buffered { buffered, rebuild } => rebuild(ReplayedBody::replay(buffered)),
@@ -43,20 +43,17 @@ pub(crate) struct Template<B: Body> {
 }
 
 impl<B: Body> Template<B> {
-    /// Stores in `slot` the template for a request with head `parts` whose
-    /// bodies come from `source`, and returns the first attempt's body. No
-    /// template when the head cannot be packed (a part over 4 GiB): the
-    /// request is sent once.
-    pub(crate) fn keep(slot: &mut Option<Self>, parts: &Parts, source: Source<B>) -> B {
-        let body = source.body();
-        *slot = PackedHead::pack(&parts.uri, &parts.headers).map(|head| Self {
-            method: parts.method.clone(),
-            version: parts.version,
+    /// Stores in `slot` the template for `request`, whose next bodies come
+    /// from `source`. No template when the head cannot be packed (a part
+    /// over 4 GiB): the request is sent once.
+    pub(crate) fn keep(slot: &mut Option<Self>, request: &Request<B>, source: Source<B>) {
+        *slot = PackedHead::pack(request.uri(), request.headers()).map(|head| Self {
+            method: request.method().clone(),
+            version: request.version(),
             head,
-            extensions: parts.extensions.clone(),
+            extensions: request.extensions().clone(),
             source,
         });
-        body
     }
 
     /// A request for the next attempt: a copy of the head and of the body.
