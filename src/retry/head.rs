@@ -5,13 +5,20 @@
 //! a `Vec` turn shared on their first clone), plus one for the URI. That is
 //! most of what a replaying retry adds to a request that succeeds at once.
 //! Here the original head goes to the first attempt untouched, and what a
-//! retry needs is copied as bytes into a single allocation; a retry parses it
+//! retry needs is copied as bytes into a single buffer; a retry parses it
 //! back (the rare path pays, not the happy one).
+//!
+//! The buffer is reused: a dropped head leaves it to the next head packed on
+//! the same thread ([`SPARE`]), so a thread sending one request after another
+//! allocates it once, not once a request (an allocation and a free cost about
+//! 140 instructions, two-thirds of the rest of the copy).
 //!
 //! Layout of `buf`: scheme, authority, path-and-query, then for each header
 //! (in iteration order, so repeated names keep their order) one flags byte,
 //! the name's and the value's lengths (`u32`, little endian), the name and
 //! the value.
+
+use std::cell::Cell;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -47,7 +54,8 @@ impl PackedHead {
             + len(authority)
             + len(path_and_query)
             + headers.len() * (ENTRY_HEADER + GUESS_PER_HEADER);
-        let mut buf = Vec::with_capacity(guess);
+        let mut buf = take_spare();
+        buf.reserve(guess);
         let mut part = |bytes: Option<&[u8]>| -> Option<Option<u32>> {
             let Some(bytes) = bytes else {
                 return Some(None);
@@ -116,6 +124,38 @@ impl PackedHead {
     }
 }
 
+thread_local! {
+    /// The buffer of the last head dropped on this thread, empty, for the
+    /// next one. At most one a thread, of at most [`MAX_SPARE`] bytes. Like
+    /// memory given back to the allocator, it is not zeroed: the bytes of a
+    /// past head stay in it until overwritten, and nothing reads them.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Buffers larger than this (a head with hundreds of headers, or one huge
+/// value) are freed rather than kept: a thread keeps no more than this.
+/// Typical API requests pack into a few hundred bytes.
+const MAX_SPARE: usize = 8 * 1024;
+
+/// This thread's spare buffer, emptied; a new one if there is none (or
+/// while the thread is being torn down).
+fn take_spare() -> Vec<u8> {
+    let mut buf = SPARE.try_with(Cell::take).unwrap_or_default();
+    buf.clear();
+    buf
+}
+
+impl Drop for PackedHead {
+    fn drop(&mut self) {
+        if self.buf.capacity() <= MAX_SPARE {
+            let buf = std::mem::take(&mut self.buf);
+            // A spare already there is freed. During the thread's teardown
+            // `buf` is freed here instead.
+            let _ = SPARE.try_with(|spare| spare.set(buf));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +216,41 @@ mod tests {
                 ("x-obs", "caf\u{e9}", false),
             ],
         );
+    }
+
+    #[test]
+    fn a_dropped_head_leaves_its_buffer_to_the_next_and_no_stale_bytes() {
+        let long = "x".repeat(300);
+        let uri: Uri = "https://api.anthropic.com/v1/messages".parse().unwrap();
+        let mut first = HeaderMap::new();
+        first.insert("x-long", HeaderValue::from_str(&long).unwrap());
+        first.insert("x-api-key", HeaderValue::from_static("sk-ant-first"));
+        let packed = PackedHead::pack(&uri, &first).unwrap();
+        let reused = packed.buf.as_ptr();
+        drop(packed);
+
+        let uri: Uri = "/v1/complete".parse().unwrap();
+        let mut second = HeaderMap::new();
+        second.insert("accept", HeaderValue::from_static("*/*"));
+        let packed = PackedHead::pack(&uri, &second).unwrap();
+        assert_eq!(packed.buf.as_ptr(), reused, "the spare buffer is reused");
+        let (uri2, headers2) = packed.unpack().unwrap();
+        assert_eq!(uri2, uri);
+        assert_eq!(headers2, second, "nothing of the first head is left");
+        // A head is packed while another holds the spare: a buffer of its own.
+        let other = PackedHead::pack(&uri, &second).unwrap();
+        assert_ne!(other.buf.as_ptr(), packed.buf.as_ptr());
+    }
+
+    #[test]
+    fn a_large_buffer_is_freed_not_kept() {
+        let big = "v".repeat(MAX_SPARE + 1);
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", HeaderValue::from_str(&big).unwrap());
+        let packed = PackedHead::pack(&"/".parse().unwrap(), &headers).unwrap();
+        assert!(packed.buf.capacity() > MAX_SPARE);
+        drop(packed);
+        assert_eq!(SPARE.with(|spare| spare.take().capacity()), 0);
     }
 
     #[test]
