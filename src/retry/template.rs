@@ -32,8 +32,9 @@ impl<B: Body> Source<B> {
 /// The request's head and a source of bodies: every retry is built from it.
 ///
 /// The first attempt gets the caller's own head; the template keeps the URI
-/// and headers packed in one buffer ([`PackedHead`]), so a request that
-/// succeeds at once costs one allocation, not a `HeaderMap` copy.
+/// and headers packed in one buffer ([`PackedHead`], reused from request to
+/// request on a thread), so a request that succeeds at once costs a copy of
+/// its head's bytes, not a `HeaderMap` copy and its allocations.
 pub(crate) struct Template<B: Body> {
     pub(crate) method: Method,
     version: Version,
