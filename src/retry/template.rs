@@ -44,17 +44,18 @@ pub(crate) struct Template<B: Body> {
 }
 
 impl<B: Body> Template<B> {
-    /// Stores in `slot` the template for `request`, whose next bodies come
-    /// from `source`. No template when the head cannot be packed (a part
-    /// over 4 GiB): the request is sent once.
-    pub(crate) fn keep(slot: &mut Option<Self>, request: &Request<B>, source: Source<B>) {
-        *slot = PackedHead::pack(request.uri(), request.headers()).map(|head| Self {
+    /// The template for `request`, whose next bodies come from `source`.
+    /// `None` when the head cannot be packed (a part over 4 GiB): the
+    /// request is sent once.
+    pub(crate) fn new(request: &Request<B>, source: Source<B>) -> Option<Self> {
+        let head = PackedHead::pack(request.uri(), request.headers())?;
+        Some(Self {
             method: request.method().clone(),
             version: request.version(),
             head,
             extensions: request.extensions().clone(),
             source,
-        });
+        })
     }
 
     /// A request for the next attempt: a copy of the head and of the body.
