@@ -13,6 +13,10 @@
 //! cores busy).
 //!
 //! Run: `cargo bench --bench overhead -- --warm-up-time 1 --measurement-time 3`
+//!
+//! Floor 1 in wall-clock, steadier on a shared machine than criterion's
+//! groups run one after the other: `OVERHEAD_INTERLEAVED=1001 cargo bench
+//! --bench overhead` (rounds of the variants in turn; see `interleaved`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(missing_docs)]
@@ -238,9 +242,110 @@ fn profile(variant: &str, calls: u64) {
     black_box(elapsed);
 }
 
+/// Interleaved mode, for floor 1 in wall-clock on a machine whose load
+/// drifts: `OVERHEAD_INTERLEAVED=<rounds>` runs `bare`, `both_layers`,
+/// `retry_layer` and `tower_retry_clone` for 20,000 calls each, round after
+/// round, in an order that changes every round (every order in turn), and
+/// prints the median time a call of each, and the median, quartiles and
+/// extremes of the per-round ratio of what a variant adds over bare to what
+/// `tower::retry` adds over bare in the same round.
+#[allow(clippy::print_stdout, clippy::cast_precision_loss)]
+fn interleaved(rounds: usize) {
+    const CALLS: u64 = 20_000;
+    let rt = support::current_thread();
+    let _guard = rt.enter();
+    let body = shared_body();
+    let gate = StatusGate::manual();
+    let v = Variants::new(upstream(), &gate);
+    // Index: 0 bare, 1 both layers, 2 retry layer, 3 tower::retry.
+    let run = |which: usize| -> f64 {
+        let elapsed = match which {
+            0 => run_calls(&rt, &v.bare, &body, CALLS),
+            1 => run_calls(&rt, &v.both_layers, &body, CALLS),
+            2 => run_calls(&rt, &v.retry_layer, &body, CALLS),
+            _ => run_calls(&rt, &v.tower_retry_clone, &body, CALLS),
+        };
+        elapsed.as_secs_f64() * 1e9 / CALLS as f64
+    };
+    for which in 0..4 {
+        run(which); // warm-up
+    }
+    let orders = permutations();
+    let mut times: [Vec<f64>; 4] = Default::default();
+    let (mut both, mut retry) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let mut ns = [0.0; 4];
+        let order = orders
+            .get(round % orders.len())
+            .copied()
+            .unwrap_or([0, 1, 2, 3]);
+        for which in order {
+            if let Some(slot) = ns.get_mut(which) {
+                *slot = run(which);
+            }
+        }
+        for (all, t) in times.iter_mut().zip(ns) {
+            all.push(t);
+        }
+        let [bare, b, r, tower] = ns;
+        both.push((b - bare) / (tower - bare));
+        retry.push((r - bare) / (tower - bare));
+    }
+    let quantile = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(f64::total_cmp);
+        let at = ((v.len().saturating_sub(1)) as f64 * q).round() as usize;
+        v.get(at).copied().unwrap_or(f64::NAN)
+    };
+    let names = ["bare", "both layers", "retry layer", "`tower::retry`"];
+    println!("| variant | median ns a call over {rounds} rounds |");
+    println!("|---|---:|");
+    for (name, all) in names.iter().zip(times.iter_mut()) {
+        println!("| {name} | {:.1} |", quantile(all, 0.5));
+    }
+    println!();
+    println!("| added ÷ `tower::retry`'s added, per round | median | lower quartile | upper quartile | min | max |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, ratios) in [("both layers", &mut both), ("retry layer", &mut retry)] {
+        println!(
+            "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            quantile(ratios, 0.5),
+            quantile(ratios, 0.25),
+            quantile(ratios, 0.75),
+            quantile(ratios, 0.0),
+            quantile(ratios, 1.0),
+        );
+    }
+}
+
+/// Every order of the four variants, so that none always runs first or
+/// after the same one.
+fn permutations() -> Vec<[usize; 4]> {
+    let mut all = Vec::new();
+    for a in 0..4 {
+        for b in 0..4 {
+            for c in 0..4 {
+                for d in 0..4 {
+                    let order = [a, b, c, d];
+                    if (0..4).all(|x| order.contains(&x)) {
+                        all.push(order);
+                    }
+                }
+            }
+        }
+    }
+    all
+}
+
 criterion_group!(benches, happy_path, gate_check);
 
 fn main() {
+    if let Some(rounds) = std::env::var("OVERHEAD_INTERLEAVED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        interleaved(rounds);
+        return;
+    }
     if let Some((variant, calls)) =
         support::profile_mode("OVERHEAD_PROFILE", "OVERHEAD_CALLS", 10_000)
     {
