@@ -5,11 +5,13 @@
 //! window, a deposit adds `deposit_amount`, a retry takes `withdraw_amount`,
 //! and a reserve of `min_per_sec × window` retries is always there. The
 //! difference is when the window turns: here at a withdrawal (a retry, the
-//! rare path) and at every 64th deposit, under a lock deposits never wait for.
+//! rare path) and about every 64th deposit, under a lock deposits never wait
+//! for. A deposit learns that it is due from the value its add returns, so it
+//! touches no counter of its own.
 //! Deposits made since the last turn count for the slot being closed, so a
 //! long quiet stretch never saves up retries for a later storm.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,14 +19,18 @@ use tokio::time::Instant;
 use tower::retry::budget::Budget;
 
 const SLOTS: usize = 10;
-/// A deposit turns the window once in this many, so that a busy service with
-/// no retries still lets old deposits expire.
-const TURN_EVERY: u32 = 64;
+/// A deposit turns the window about once in this many, so that a busy
+/// service with no retries still lets old deposits expire.
+const TURN_EVERY: i64 = 64;
 
 pub(super) struct WindowBudget {
     pending: AtomicI64,
     slots: [AtomicI64; SLOTS],
-    deposits: AtomicU32,
+    /// A deposit turns the window when it moves `pending` across a multiple
+    /// of `2^turn_shift`, the power of two at or above `TURN_EVERY`
+    /// deposits. Withdrawals move `pending` by other amounts, so counting
+    /// crossings rather than testing for exact multiples keeps the rhythm.
+    turn_shift: u32,
     reserve: i64,
     deposit_amount: i64,
     withdraw_amount: i64,
@@ -40,7 +46,7 @@ struct Turn {
 impl WindowBudget {
     /// `window` within 1 s..=60 s and `ratio` within 0..=1000 (checked by the caller).
     pub(super) fn new(window: Duration, min_per_sec: u32, ratio: f32) -> Self {
-        let (deposit_amount, withdraw_amount) = if ratio <= 0.0 {
+        let (deposit_amount, withdraw_amount): (i64, i64) = if ratio <= 0.0 {
             (0, 1)
         } else if ratio <= 1.0 {
             (1, (1.0 / ratio) as i64)
@@ -54,7 +60,11 @@ impl WindowBudget {
         Self {
             pending: AtomicI64::new(0),
             slots: Default::default(),
-            deposits: AtomicU32::new(0),
+            turn_shift: deposit_amount
+                .saturating_mul(TURN_EVERY)
+                .unsigned_abs()
+                .next_power_of_two()
+                .trailing_zeros(),
             reserve,
             deposit_amount,
             withdraw_amount,
@@ -101,13 +111,13 @@ impl WindowBudget {
 
 impl Budget for WindowBudget {
     fn deposit(&self) {
-        self.pending
+        let before = self
+            .pending
             .fetch_add(self.deposit_amount, Ordering::AcqRel);
-        if self
-            .deposits
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(TURN_EVERY)
-        {
+        let after = before.wrapping_add(self.deposit_amount);
+        // Arithmetic shifts: a negative `pending` (more withdrawn than
+        // deposited since the last turn) crosses boundaries the same way.
+        if before >> self.turn_shift != after >> self.turn_shift {
             // Never wait: if a withdrawal holds the lock, it turns the window.
             if let Ok(mut turn) = self.turn.try_lock() {
                 self.turn(&mut turn);
@@ -170,6 +180,34 @@ mod tests {
         // 100 requests a second over a 10 s window: about 100 retries at 10 %.
         let retries = (0..1000).take_while(|_| budget.withdraw()).count();
         assert!((90..=110).contains(&retries), "{retries}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_turn_the_window_about_every_64_at_any_ratio() {
+        // Deposits of 1 with retries of 10, deposits of 1000 with retries of
+        // 500 and of 333: `pending` is then not a multiple of a deposit.
+        for (ratio, every) in [(0.1, 64), (2.0, 66), (3.0, 66)] {
+            let budget = WindowBudget::new(Duration::from_secs(10), 0, ratio);
+            for _ in 0..40 {
+                budget.deposit();
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+            assert!(budget.withdraw());
+            for round in 0..3 {
+                tokio::time::advance(Duration::from_secs(1)).await;
+                let turned_at = |b: &WindowBudget| b.turn.lock().map(|t| t.at).ok();
+                let before = turned_at(&budget);
+                let mut deposits = 0;
+                while turned_at(&budget) == before {
+                    budget.deposit();
+                    deposits += 1;
+                    assert!(
+                        deposits <= every,
+                        "ratio {ratio}, round {round}: no turn in {deposits} deposits"
+                    );
+                }
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]
