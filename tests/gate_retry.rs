@@ -161,6 +161,25 @@ async fn gate_outside_retry() {
     no_attempt_after_close(s, svc).await;
 }
 
+/// Later requests find the gate outside too, not only the first one: the
+/// same stack answers one request at once, then meets the incident.
+#[tokio::test(start_paused = true)]
+async fn gate_outside_retry_on_a_later_request() {
+    let s = setup().await;
+    let answers = StatusServer::start(Reply::fixture(OPERATIONAL)).await;
+    let mut svc = ServiceBuilder::new()
+        .layer(StatusGateLayer::new(s.gate.clone()))
+        .layer(retry())
+        .service(client());
+    let req = Request::get(format!("{}/api/v2/summary.json", answers.base_url()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = svc.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(answers.hits(), 1);
+    no_attempt_after_close(s, svc).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn gate_inside_retry() {
     let s = setup().await;

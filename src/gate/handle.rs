@@ -1,7 +1,7 @@
 //! [`StatusGate`]: the cheap, cloneable handle to one gate.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tokio::sync::{oneshot, watch};
 
@@ -16,7 +16,9 @@ use crate::status_page::PageError;
 ///
 /// Clones share the state and the single background poller (one `Arc`
 /// clone each). The poller stops as soon as the last clone is dropped,
-/// including the clones held by layers, services and in-flight requests.
+/// including the clones held by layers and services. Requests in flight do
+/// not keep the gate alive: a retry planned after the last handle was
+/// dropped is checked against no gate.
 #[derive(Clone)]
 pub struct StatusGate {
     inner: Arc<Inner>,
@@ -24,11 +26,10 @@ pub struct StatusGate {
 
 /// Aligned to 128 bytes, so `Arc`'s reference counts sit in another cache
 /// line (a pair of 64-byte lines, which x86-64 prefetches together; Apple's
-/// aarch64 cores have 128-byte lines). Every request through the gate layer
-/// clones and drops a handle (the gate names itself for the call, a retry
-/// layer inside keeps one), writing the counts; without the padding, each
-/// write on one core made the next [`StatusGate::check`] on another core miss
-/// the cache for `shared`.
+/// aarch64 cores have 128-byte lines). Requests no longer write the counts
+/// (see [`scope`](super::scope)), but cloning a service that holds a handle
+/// does; without the padding, each such write on one core made the next
+/// [`StatusGate::check`] on another core miss the cache for `shared`.
 #[repr(align(128))]
 struct Inner {
     shared: Arc<Shared>,
@@ -69,6 +70,25 @@ impl StatusGate {
 
     pub(crate) fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    /// The handles of this gate, and the weak references to it.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        (Arc::strong_count(&self.inner), Arc::weak_count(&self.inner))
+    }
+
+    /// The gate's address, to tell gates apart without touching a
+    /// reference count.
+    pub(crate) fn addr(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// A handle that does not keep the gate (or its poller) alive.
+    pub(crate) fn downgrade(&self) -> WeakGate {
+        WeakGate {
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 
     /// `Ok` while open; the reason while closed. One atomic load; no
@@ -166,6 +186,26 @@ impl StatusGate {
     /// A layer that holds requests back while this gate is closed.
     pub fn layer(&self) -> StatusGateLayer {
         StatusGateLayer::new(self.clone())
+    }
+}
+
+/// A gate known without being kept alive: [`StatusGate::downgrade`].
+#[derive(Clone)]
+pub(crate) struct WeakGate {
+    inner: Weak<Inner>,
+}
+
+impl WeakGate {
+    /// The gate, unless every [`StatusGate`] of it has been dropped.
+    pub(crate) fn upgrade(&self) -> Option<StatusGate> {
+        self.inner.upgrade().map(|inner| StatusGate { inner })
+    }
+
+    /// The gate's address: equal to [`StatusGate::addr`] of its handles.
+    /// While this lives the gate's memory is not freed, so no other gate
+    /// can have the same address.
+    pub(crate) fn addr(&self) -> usize {
+        self.inner.as_ptr() as usize
     }
 }
 

@@ -2,92 +2,260 @@
 //! finds the gate: the service names it for the length of its inner `call`.
 //!
 //! A tower `call` is synchronous, and a retry layer builds its response
-//! future inside it, so the retry layer reads the gate then. This costs two
-//! reference-count updates a request and allocates nothing; putting the gate
-//! in the request's extensions cost three allocations. Like a `tracing` span
-//! entered around a call, it does not cross a layer that moves the call to
-//! another task (`tower::buffer`): a retry layer behind one is given the gate
-//! with [`RetryLayer::gate`](crate::retry::RetryLayer::gate).
+//! future inside it, so the retry layer reads the gate then. Like a
+//! `tracing` span entered around a call, it does not cross a layer that
+//! moves the call to another task (`tower::buffer`): a retry layer behind one
+//! is given the gate with [`RetryLayer::gate`](crate::retry::RetryLayer::gate).
 //!
 //! Every retry layer whose `call` runs inside the gate layer's inner `call`
 //! takes the gate: the services a gate wraps are the ones it guards. Work a
 //! service defers to its response future (as handlers and clients do) runs
 //! after the gate's `call` has returned and sees no gate.
+//!
+//! In steady state a request writes no reference count of the gate, and
+//! allocates nothing. The thread keeps a weak reference to the gate it named
+//! last, so naming it again only flags it, and a retry layer keeps a weak
+//! reference to the first gate it found ([`Seen`]), so finding it again is a
+//! comparison of addresses. Neither keeps the gate, or its poller, alive: a
+//! retry planned after every handle of the gate was dropped finds no gate.
+//! (Cloning a handle for the call and another for the retry layer cost four
+//! atomic read-modify-writes a request, all on one cache line every core
+//! writes; putting the gate in the request's extensions cost three
+//! allocations.)
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
-use super::StatusGate;
+use super::handle::{StatusGate, WeakGate};
+
+/// The gate last named on a thread, and whether it is named now. Without a
+/// destructor, so reading it is a plain load.
+struct Named {
+    /// The gate's address ([`StatusGate::addr`]), 0 for none. [`LAST`]
+    /// keeps the address from being reused.
+    addr: Cell<usize>,
+    active: Cell<bool>,
+}
 
 thread_local! {
-    static CURRENT: Cell<Option<StatusGate>> = const { Cell::new(None) };
+    static NAMED: Named = const {
+        Named {
+            addr: Cell::new(0),
+            active: Cell::new(false),
+        }
+    };
+    /// The gate at `NAMED.addr`, weakly; touched only when the gate named
+    /// changes or a retry layer meets a gate it has not seen first.
+    static LAST: Cell<Option<WeakGate>> = const { Cell::new(None) };
 }
 
 /// Names `gate` as the current gate until the guard is dropped (also when
 /// the call it wraps unwinds); the gate named before comes back then.
 pub(crate) fn enter(gate: &StatusGate) -> Entered {
-    let previous = CURRENT
-        .try_with(|current| current.replace(Some(gate.clone())))
-        .ok()
-        .flatten();
-    Entered { previous }
+    let addr = gate.addr();
+    let Ok((last_addr, active)) =
+        NAMED.try_with(|named| (named.addr.get(), named.active.replace(true)))
+    else {
+        return Entered { restore: None };
+    };
+    if last_addr == addr {
+        return Entered {
+            restore: Some(Restore::Same { active }),
+        };
+    }
+    let Ok(last) = LAST.try_with(|last| last.replace(Some(gate.downgrade()))) else {
+        // The thread is being torn down: nothing is named, nothing restored.
+        let _ = NAMED.try_with(|named| named.active.set(active));
+        return Entered { restore: None };
+    };
+    let _ = NAMED.try_with(|named| named.addr.set(addr));
+    let restore = match last {
+        Some(last) if active => Restore::Other(last),
+        _ => Restore::Nothing,
+    };
+    Entered {
+        restore: Some(restore),
+    }
 }
 
 /// Restores the previously named gate when dropped.
 pub(crate) struct Entered {
-    previous: Option<StatusGate>,
+    restore: Option<Restore>,
+}
+
+/// What was named before a guard named its gate.
+enum Restore {
+    /// The same gate, named (a nested call) or not.
+    Same { active: bool },
+    /// Another gate, named: a gate layer inside another's call.
+    Other(WeakGate),
+    /// No gate. The guard's gate stays known, not named, for the next call.
+    Nothing,
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        let previous = self.previous.take();
         // Ignore a thread being torn down: there is nothing to restore then.
-        let _ = CURRENT.try_with(|current| drop(current.replace(previous)));
+        let _ = NAMED.try_with(|named| match self.restore.take() {
+            None => {}
+            Some(Restore::Same { active }) => named.active.set(active),
+            Some(Restore::Nothing) => named.active.set(false),
+            Some(Restore::Other(gate)) => {
+                let addr = gate.addr();
+                let restored = LAST.try_with(|last| last.set(Some(gate))).is_ok();
+                named.addr.set(if restored { addr } else { 0 });
+            }
+        });
     }
 }
 
-/// The gate named by the [`enter`] guard alive on this thread, if any.
-pub(crate) fn current() -> Option<StatusGate> {
-    CURRENT
-        .try_with(|current| {
-            let gate = current.take();
-            let copy = gate.clone();
-            current.set(gate);
-            copy
+/// What a retry layer remembers of the gates named around its calls: the
+/// first one found, weakly.
+#[derive(Default)]
+pub(crate) struct Seen {
+    first: OnceLock<WeakGate>,
+    /// `first`'s address once it is set, 0 before: a load to compare with.
+    first_addr: AtomicUsize,
+}
+
+/// The gate a call found named.
+pub(crate) enum Found {
+    /// The first gate the retry layer found: nothing to keep.
+    First,
+    /// Another one (a retry layer shared by two gate layers' services).
+    Other(WeakGate),
+}
+
+impl Seen {
+    /// The gate named by the [`enter`] guard alive on this thread, if any.
+    pub(crate) fn find(&self) -> Option<Found> {
+        let (addr, active) = NAMED
+            .try_with(|named| (named.addr.get(), named.active.get()))
+            .ok()?;
+        if !active || addr == 0 {
+            return None;
+        }
+        // `first` keeps its address from being reused: equal means the same gate.
+        if self.first_addr.load(Ordering::Acquire) == addr {
+            return Some(Found::First);
+        }
+        LAST.try_with(|last| {
+            let gate = last.take()?;
+            let first = self.first.get_or_init(|| gate.clone());
+            self.first_addr.store(first.addr(), Ordering::Release);
+            let found = if first.addr() == gate.addr() {
+                Found::First
+            } else {
+                Found::Other(gate.clone())
+            };
+            last.set(Some(gate));
+            Some(found)
         })
         .ok()
         .flatten()
+    }
+
+    /// A handle to the gate `found` names, unless it has been dropped.
+    pub(crate) fn gate(&self, found: &Found) -> Option<StatusGate> {
+        match found {
+            Found::First => self.first.get()?.upgrade(),
+            Found::Other(gate) => gate.upgrade(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Whether `seen` finds a gate named now, and whether that gate is open.
+    fn named(seen: &Seen) -> Option<bool> {
+        let found = seen.find()?;
+        seen.gate(&found).map(|gate| gate.is_open())
+    }
+
     #[test]
     fn named_for_the_call_only_and_nested_calls_restore() {
+        let seen = Seen::default();
         let outer = StatusGate::manual();
         let inner = StatusGate::manual();
         inner.force_closed("inner");
-        assert!(current().is_none());
+        assert_eq!(named(&seen), None);
         {
             let _outer = enter(&outer);
-            assert!(current().is_some_and(|g| g.check().is_ok()));
+            assert_eq!(named(&seen), Some(true));
             {
                 let _inner = enter(&inner);
-                assert!(current().is_some_and(|g| g.check().is_err()));
+                assert_eq!(named(&seen), Some(false));
+                {
+                    let _again = enter(&inner);
+                    assert_eq!(named(&seen), Some(false));
+                }
+                assert_eq!(named(&seen), Some(false), "still inside inner's call");
             }
-            assert!(current().is_some_and(|g| g.check().is_ok()));
+            assert_eq!(named(&seen), Some(true));
         }
-        assert!(current().is_none());
+        assert_eq!(named(&seen), None);
+        // Known but not named: the next call without a gate finds none.
+        let _inner = enter(&inner);
+        drop(_inner);
+        assert_eq!(named(&seen), None);
+    }
+
+    #[test]
+    fn naming_the_same_gate_again_touches_no_reference_count() {
+        let seen = Seen::default();
+        let gate = StatusGate::manual();
+        drop(enter(&gate));
+        let first = {
+            let _entered = enter(&gate);
+            seen.find()
+        };
+        assert!(matches!(first, Some(Found::First)));
+        // One weak reference on the thread, one in `seen`: both made once.
+        assert_eq!(gate.counts(), (1, 2));
+        for _ in 0..3 {
+            let _entered = enter(&gate);
+            assert!(matches!(seen.find(), Some(Found::First)));
+            assert_eq!(gate.counts(), (1, 2));
+        }
+        // Another gate is found as itself, kept weakly for the call.
+        let other = StatusGate::manual();
+        other.force_closed("other");
+        let _entered = enter(&other);
+        let found = seen.find();
+        assert!(matches!(found, Some(Found::Other(_))));
+        assert!(found
+            .and_then(|f| seen.gate(&f))
+            .is_some_and(|g| !g.is_open()));
+    }
+
+    #[test]
+    fn a_gate_found_is_not_kept_alive() {
+        let seen = Seen::default();
+        let gate = StatusGate::manual();
+        let found = {
+            let _entered = enter(&gate);
+            seen.find()
+        };
+        let Some(found) = found else {
+            panic!("the gate named was not found");
+        };
+        assert!(seen.gate(&found).is_some());
+        drop(gate);
+        assert!(seen.gate(&found).is_none(), "every handle was dropped");
     }
 
     #[test]
     fn restored_when_the_call_unwinds() {
+        let seen = Seen::default();
         let gate = StatusGate::manual();
         let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _entered = enter(&gate);
             panic!("inner call panicked");
         }));
         assert!(unwound.is_err());
-        assert!(current().is_none());
+        assert_eq!(named(&seen), None);
     }
 }

@@ -21,7 +21,8 @@ use super::service::{Retry, Shared};
 use super::stream_start::FirstEvent;
 use super::template::{Source, Template};
 use crate::classify::{Classify, ErrorBody, Head, RetryReason, Verdict};
-use crate::gate::{GateClosed, StatusGate};
+use crate::gate::scope::Found;
+use crate::gate::GateClosed;
 use crate::hint::delay_hint;
 use crate::BoxError;
 
@@ -103,7 +104,8 @@ struct Pending<S, B: Body> {
 struct Run<S, C, ReqB: Body, ResB: Body> {
     shared: Arc<Shared<S, C>>,
     template: Option<Template<ReqB>>,
-    gate: Option<StatusGate>,
+    /// The gate found named around the call, when the policy names none.
+    scoped: Option<Found>,
     attempt: u32,
     max_attempts: u32,
     deposited: bool,
@@ -173,12 +175,15 @@ where
             .unwrap_or(policy.max_attempts)
             .get();
         // A gate outside this layer names itself while it calls this one.
-        let gate = policy.gate.clone().or_else(crate::gate::scope::current);
+        let scoped = match policy.gate {
+            Some(_) => None,
+            None => shared.seen.find(),
+        };
         let started = policy.deadline.map(|_| Instant::now());
         let mut run = Run {
             shared,
             template: None,
-            gate,
+            scoped,
             attempt: 0,
             max_attempts,
             deposited: false,
@@ -670,7 +675,15 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     }
 
     fn gate_closed(&self) -> bool {
-        self.gate.as_ref().is_some_and(|gate| gate.check().is_err())
+        let shared = &self.shared;
+        match (&shared.settings.policy.gate, &self.scoped) {
+            (Some(gate), _) => gate.check().is_err(),
+            (None, Some(found)) => shared
+                .seen
+                .gate(found)
+                .is_some_and(|gate| gate.check().is_err()),
+            (None, None) => false,
+        }
     }
 
     fn give_back(&mut self, outcome: Outcome<ResB>, stop: Stop) -> Outcome<ResB> {

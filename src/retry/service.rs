@@ -11,6 +11,7 @@ use super::future::ResponseFuture;
 use super::policy::Settings;
 use super::replay::ReplayBody;
 use crate::classify::{AnthropicClassifier, Classify};
+use crate::gate::scope::Seen;
 use crate::BoxError;
 
 /// Retries transient provider errors; built by [`RetryLayer`](super::RetryLayer).
@@ -42,12 +43,18 @@ pub(crate) struct Shared<S, C> {
     /// Behind a lock so the futures are `Send` whenever `S` is (a retry
     /// takes it once, to clone it).
     proto: Mutex<S>,
+    /// The gate found named around calls, when the policy names none.
+    pub(crate) seen: Seen,
 }
 
 impl<S: Clone, C> Shared<S, C> {
     fn new(inner: &S, settings: Settings<C>) -> Arc<Self> {
         let proto = Mutex::new(inner.clone());
-        Arc::new(Self { settings, proto })
+        Arc::new(Self {
+            settings,
+            proto,
+            seen: Seen::default(),
+        })
     }
 
     /// A service for retries: a clone of the copy.
