@@ -8,9 +8,9 @@
 //! calls inside one `block_on`.
 //!
 //! `gate_check`: `StatusGate::check` on an open gate, alone, while a second
-//! thread checks the same gate in a loop, and while a second thread clones,
-//! checks and drops handles of it as requests through the layers do (both
-//! cores busy).
+//! thread checks the same gate in a loop, while a second thread clones,
+//! checks and drops handles of it, and while a second thread sends requests
+//! through both layers on it (both cores busy).
 //!
 //! Run: `cargo bench --bench overhead -- --warm-up-time 1 --measurement-time 3`
 //!
@@ -118,6 +118,32 @@ fn happy_path(c: &mut Criterion) {
     group.finish();
 }
 
+/// Both layers on one core while the other core sends requests through a
+/// clone of the same stack (same gate, same retry settings and budget), as
+/// the workers of a multi-thread server do.
+fn shared_stack(c: &mut Criterion) {
+    let rt = support::current_thread();
+    let _guard = rt.enter();
+    let body = shared_body();
+    let gate = StatusGate::manual();
+    let v = Variants::new(upstream(), &gate);
+    let mut group = c.benchmark_group("shared_stack");
+    group.bench_function("both_layers_alone", |b| {
+        b.iter_custom(|iters| run_calls(&rt, &v.both_layers, &body, iters))
+    });
+    let other = Contender::serving(v.both_layers.clone());
+    group.bench_function("both_layers_beside_a_busy_core", |b| {
+        b.iter_custom(|iters| run_calls(&rt, &v.both_layers, &body, iters))
+    });
+    other.stop();
+    let other = Contender::serving(v.bare);
+    group.bench_function("bare_beside_a_busy_core", |b| {
+        b.iter_custom(|iters| run_calls(&rt, &v.bare, &body, iters))
+    });
+    other.stop();
+    group.finish();
+}
+
 fn gate_check(c: &mut Criterion) {
     let gate = StatusGate::manual();
     let mut group = c.benchmark_group("gate_check");
@@ -131,30 +157,50 @@ fn gate_check(c: &mut Criterion) {
     });
 
     // A second thread checks the same gate as fast as it can meanwhile.
-    let other = Contender::start(&gate, |gate| gate.check().is_ok());
+    let other = Contender::start({
+        let gate = gate.clone();
+        move || move || gate.check().is_ok()
+    });
     group.bench_function("open_two_threads", |b| {
         b.iter(|| black_box(&gate).check().is_ok())
     });
     other.stop();
 
-    // A second thread does to the gate what a request through both layers
-    // does: clones it (the gate names itself for the call, a retry layer
-    // inside keeps a handle), checks it and drops the clones, writing the
-    // handle's reference counts.
-    let other = Contender::start(&gate, |gate| {
-        let named = black_box(gate.clone());
-        let kept = black_box(named.clone());
-        kept.check().is_ok()
+    // A second thread writes the handle's reference counts: clones it
+    // twice, checks it and drops the clones in a loop (what a request
+    // through both layers did before `scope` named the gate weakly; service
+    // clones still do it).
+    let other = Contender::start({
+        let gate = gate.clone();
+        move || {
+            move || {
+                let named = black_box(gate.clone());
+                let kept = black_box(named.clone());
+                kept.check().is_ok()
+            }
+        }
     });
     group.bench_function("open_two_threads_cloning", |b| {
+        b.iter(|| black_box(&gate).check().is_ok())
+    });
+    other.stop();
+
+    // A second thread sends requests through both layers on the gate.
+    let other = Contender::serving(
+        ServiceBuilder::new()
+            .layer(StatusGateLayer::new(gate.clone()))
+            .layer(RetryLayer::new())
+            .service(upstream()),
+    );
+    group.bench_function("open_two_threads_serving", |b| {
         b.iter(|| black_box(&gate).check().is_ok())
     });
     other.stop();
     group.finish();
 }
 
-/// A thread running `work` on a clone of a gate in a loop, for the
-/// contended gate-check benches.
+/// A thread running, in a loop, the work `make` builds on it, for the
+/// contended benches.
 struct Contender {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
@@ -163,17 +209,21 @@ struct Contender {
 impl Contender {
     /// Starts the thread and returns once it is looping, so the bench that
     /// follows runs against it.
-    fn start(gate: &StatusGate, work: fn(&StatusGate) -> bool) -> Self {
+    fn start<M, W>(make: M) -> Self
+    where
+        M: FnOnce() -> W + Send + 'static,
+        W: FnMut() -> bool,
+    {
         let stop = Arc::new(AtomicBool::new(false));
         let (looping, started) = std::sync::mpsc::channel();
         let thread = {
-            let gate = gate.clone();
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
+                let mut work = make();
                 let mut first = Some(looping);
                 while !stop.load(Ordering::Relaxed) {
                     for _ in 0..1024 {
-                        black_box(work(black_box(&gate)));
+                        black_box(work());
                     }
                     if let Some(looping) = first.take() {
                         let _ = looping.send(());
@@ -183,6 +233,25 @@ impl Contender {
         };
         started.recv().unwrap();
         Self { stop, thread }
+    }
+
+    /// A thread sending requests through `svc`, one after the other, on a
+    /// current-thread runtime of its own.
+    fn serving<S>(mut svc: S) -> Self
+    where
+        S: Service<Request<Full<Bytes>>> + Send + 'static,
+        S::Error: Debug,
+    {
+        Self::start(move || {
+            let rt = support::current_thread();
+            let body = shared_body();
+            move || {
+                rt.block_on(async {
+                    let svc = svc.ready().await.unwrap();
+                    svc.call(request(body.clone())).await.is_ok()
+                })
+            }
+        })
     }
 
     fn stop(self) {
@@ -336,7 +405,7 @@ fn permutations() -> Vec<[usize; 4]> {
     all
 }
 
-criterion_group!(benches, happy_path, gate_check);
+criterion_group!(benches, happy_path, shared_stack, gate_check);
 
 fn main() {
     if let Some(rounds) = std::env::var("OVERHEAD_INTERLEAVED")
