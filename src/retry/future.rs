@@ -200,7 +200,11 @@ where
                         body: clone(body),
                         clone,
                     };
-                    run.template = Template::new(&request, source);
+                    // Written only into the empty slot: an assignment
+                    // called the drop of the `None` it replaced.
+                    if let Some(template) = Template::new(&request, source) {
+                        run.template.get_or_insert(template);
+                    }
                 }
                 Replay::Buffer(rebuild) if body.size_hint().lower() <= cap => {
                     // The ready instance waits with the body being read; a
@@ -454,7 +458,13 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
             http.request.resend_count = self.attempt - 1,
             http.request.method = %request.method(),
         );
-        self.span = (!span.is_disabled()).then(|| Box::new(span));
+        // Assigned only when there is a span: replacing `None` by `None`
+        // still called the old value's drop.
+        if !span.is_disabled() {
+            self.span = Some(Box::new(span));
+        } else if self.span.is_some() {
+            self.span = None;
+        }
         let _entered = self.span.as_deref().map(Span::enter);
         service.call(request)
     }
@@ -712,18 +722,26 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     }
 
     /// Attaches [`RetryInfo`] when there is something to report.
+    // Inlined, so a response answered at once makes no call here.
+    #[inline(always)]
     fn finish(&self, response: &mut Response<ResponseBody<ResB>>, stop: Stop) {
         if self.attempt > 1 || stop != Stop::Final || self.retried.is_some() {
-            let retried = self.retried.as_deref();
-            let info = RetryInfo {
-                attempts: self.attempt,
-                total_delay: retried.map_or(Duration::ZERO, |r| r.total_delay),
-                last_reason: retried.map(|r| r.reason),
-                stop,
-                request_id: response.headers().get("request-id").cloned(),
-            };
-            response.extensions_mut().insert(info);
+            self.attach_info(response, stop);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn attach_info(&self, response: &mut Response<ResponseBody<ResB>>, stop: Stop) {
+        let retried = self.retried.as_deref();
+        let info = RetryInfo {
+            attempts: self.attempt,
+            total_delay: retried.map_or(Duration::ZERO, |r| r.total_delay),
+            last_reason: retried.map(|r| r.reason),
+            stop,
+            request_id: response.headers().get("request-id").cloned(),
+        };
+        response.extensions_mut().insert(info);
     }
 }
 
