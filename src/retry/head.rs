@@ -45,6 +45,7 @@ const GUESS_PER_HEADER: usize = 48;
 impl PackedHead {
     /// Packs `uri` and `headers` in one pass; `None` if a part is longer
     /// than 4 GiB.
+    #[inline]
     pub(crate) fn pack(uri: &Uri, headers: &HeaderMap) -> Option<Self> {
         let scheme = uri.scheme_str().map(str::as_bytes);
         let authority = uri.authority().map(|a| a.as_str().as_bytes());
