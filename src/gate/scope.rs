@@ -18,6 +18,9 @@
 //! reference to the first gate it found ([`Seen`]), so finding it again is a
 //! comparison of addresses. Neither keeps the gate, or its poller, alive: a
 //! retry planned after every handle of the gate was dropped finds no gate.
+//! A weak reference keeps only the gate's allocation (a few hundred bytes),
+//! which is also what makes its address a safe identity: no other gate can
+//! be allocated there while it lives.
 //! (Cloning a handle for the call and another for the retry layer cost four
 //! atomic read-modify-writes a request, all on one cache line every core
 //! writes; putting the gate in the request's extensions cost three

@@ -32,11 +32,16 @@ const ENTRY_HEADER: usize = 1 + 4 + 4;
 /// The URI and headers of a request, packed.
 pub(crate) struct PackedHead {
     buf: Vec<u8>,
-    scheme: Option<u32>,
-    authority: Option<u32>,
-    path_and_query: Option<u32>,
-    headers: usize,
+    /// The lengths of the URI's parts, [`ABSENT`] for a part it lacks.
+    scheme: u32,
+    authority: u32,
+    path_and_query: u32,
+    /// `HeaderMap` holds at most 32,768 entries.
+    headers: u32,
 }
+
+/// The length of a URI part the URI lacks: no part is this long.
+const ABSENT: u32 = u32::MAX;
 
 /// Room guessed for one header's name and value; the buffer grows past it
 /// when needed.
@@ -57,12 +62,12 @@ impl PackedHead {
             + headers.len() * (ENTRY_HEADER + GUESS_PER_HEADER);
         let mut buf = take_spare();
         buf.reserve(guess);
-        let mut part = |bytes: Option<&[u8]>| -> Option<Option<u32>> {
+        let mut part = |bytes: Option<&[u8]>| -> Option<u32> {
             let Some(bytes) = bytes else {
-                return Some(None);
+                return Some(ABSENT);
             };
             buf.extend_from_slice(bytes);
-            u32::try_from(bytes.len()).ok().map(Some)
+            u32::try_from(bytes.len()).ok().filter(|&len| len != ABSENT)
         };
         let scheme = part(scheme)?;
         let authority = part(authority)?;
@@ -86,7 +91,7 @@ impl PackedHead {
             scheme,
             authority,
             path_and_query,
-            headers: headers.len(),
+            headers: u32::try_from(headers.len()).ok()?,
         })
     }
 
@@ -98,18 +103,19 @@ impl PackedHead {
         let mut rest = Bytes::copy_from_slice(&self.buf);
         let mut take = |len: usize| (len <= rest.len()).then(|| rest.split_to(len));
         let mut parts = http::uri::Parts::default();
-        if let Some(len) = self.scheme {
-            parts.scheme = Some(Scheme::try_from(&take(len as usize)?[..]).ok()?);
+        let present = |len: u32| (len != ABSENT).then_some(len as usize);
+        if let Some(len) = present(self.scheme) {
+            parts.scheme = Some(Scheme::try_from(&take(len)?[..]).ok()?);
         }
-        if let Some(len) = self.authority {
-            parts.authority = Some(Authority::from_maybe_shared(take(len as usize)?).ok()?);
+        if let Some(len) = present(self.authority) {
+            parts.authority = Some(Authority::from_maybe_shared(take(len)?).ok()?);
         }
-        if let Some(len) = self.path_and_query {
-            parts.path_and_query = Some(PathAndQuery::from_maybe_shared(take(len as usize)?).ok()?);
+        if let Some(len) = present(self.path_and_query) {
+            parts.path_and_query = Some(PathAndQuery::from_maybe_shared(take(len)?).ok()?);
         }
         let uri = Uri::from_parts(parts).ok()?;
 
-        let mut headers = HeaderMap::with_capacity(self.headers);
+        let mut headers = HeaderMap::with_capacity(self.headers as usize);
         for _ in 0..self.headers {
             let entry = take(ENTRY_HEADER)?;
             let (flags, lengths) = entry.split_first()?;
