@@ -7,6 +7,9 @@
 //! same run, one current-thread runtime; each sample loops over `iters`
 //! calls inside one `block_on`.
 //!
+//! `shared_stack`: both layers (and bare) on one core while the other core
+//! sends requests through a clone of the same stack.
+//!
 //! `gate_check`: `StatusGate::check` on an open gate, alone, while a second
 //! thread checks the same gate in a loop, while a second thread clones,
 //! checks and drops handles of it, and while a second thread sends requests
@@ -28,7 +31,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{criterion_group, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, BenchmarkGroup, Criterion};
 use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -90,6 +94,22 @@ where
     })
 }
 
+/// Adds to `group` a bench of calls of `svc`, timed with [`run_calls`].
+fn bench_calls<S, B>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    rt: &tokio::runtime::Runtime,
+    svc: &S,
+    body: &Bytes,
+) where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+{
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| run_calls(rt, svc, body, iters))
+    });
+}
+
 fn happy_path(c: &mut Criterion) {
     let rt = support::current_thread();
     let _guard = rt.enter();
@@ -100,46 +120,30 @@ fn happy_path(c: &mut Criterion) {
     let v = Variants::new(upstream(), &gate);
 
     let mut group = c.benchmark_group("happy_path");
-    group.bench_function("bare", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &v.bare, &body, iters))
-    });
-    group.bench_function("retry_layer", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &v.retry_layer, &body, iters))
-    });
-    group.bench_function("gate_layer", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &v.gate_layer, &body, iters))
-    });
-    group.bench_function("both_layers", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &v.both_layers, &body, iters))
-    });
-    group.bench_function("tower_retry_clone", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &v.tower_retry_clone, &body, iters))
-    });
+    bench_calls(&mut group, "bare", &rt, &v.bare, &body);
+    bench_calls(&mut group, "retry_layer", &rt, &v.retry_layer, &body);
+    bench_calls(&mut group, "gate_layer", &rt, &v.gate_layer, &body);
+    bench_calls(&mut group, "both_layers", &rt, &v.both_layers, &body);
+    bench_calls(
+        &mut group,
+        "tower_retry_clone",
+        &rt,
+        &v.tower_retry_clone,
+        &body,
+    );
     group.finish();
-}
 
-/// Both layers on one core while the other core sends requests through a
-/// clone of the same stack (same gate, same retry settings and budget), as
-/// the workers of a multi-thread server do.
-fn shared_stack(c: &mut Criterion) {
-    let rt = support::current_thread();
-    let _guard = rt.enter();
-    let body = shared_body();
-    let gate = StatusGate::manual();
-    let v = Variants::new(upstream(), &gate);
+    // Both layers on one core while the other core sends requests through a
+    // clone of the same stack (same gate, same retry settings and budget),
+    // as the workers of a multi-thread server do.
     let mut group = c.benchmark_group("shared_stack");
-    group.bench_function("both_layers_alone", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &v.both_layers, &body, iters))
-    });
+    bench_calls(&mut group, "both_layers_alone", &rt, &v.both_layers, &body);
     let other = Contender::serving(v.both_layers.clone());
-    group.bench_function("both_layers_beside_a_busy_core", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &v.both_layers, &body, iters))
-    });
+    let name = "both_layers_beside_a_busy_core";
+    bench_calls(&mut group, name, &rt, &v.both_layers, &body);
     other.stop();
     let other = Contender::serving(v.bare);
-    group.bench_function("bare_beside_a_busy_core", |b| {
-        b.iter_custom(|iters| run_calls(&rt, &v.bare, &body, iters))
-    });
+    bench_calls(&mut group, "bare_beside_a_busy_core", &rt, &v.bare, &body);
     other.stop();
     group.finish();
 }
@@ -405,7 +409,7 @@ fn permutations() -> Vec<[usize; 4]> {
     all
 }
 
-criterion_group!(benches, happy_path, shared_stack, gate_check);
+criterion_group!(benches, happy_path, gate_check);
 
 fn main() {
     if let Some(rounds) = std::env::var("OVERHEAD_INTERLEAVED")
