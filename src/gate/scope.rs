@@ -201,8 +201,7 @@ mod tests {
         }
         assert_eq!(named(&seen), None);
         // Known but not named: the next call without a gate finds none.
-        let _inner = enter(&inner);
-        drop(_inner);
+        drop(enter(&inner));
         assert_eq!(named(&seen), None);
     }
 

@@ -50,6 +50,8 @@ const GUESS_PER_HEADER: usize = 48;
 impl PackedHead {
     /// Packs `uri` and `headers` in one pass; `None` if a part is longer
     /// than 4 GiB.
+    // Inlined into `Template::new`, its one caller, the packed head is
+    // written in place instead of moved (about 11 instructions a call).
     #[inline]
     pub(crate) fn pack(uri: &Uri, headers: &HeaderMap) -> Option<Self> {
         let scheme = uri.scheme_str().map(str::as_bytes);
