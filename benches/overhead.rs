@@ -213,10 +213,10 @@ struct Contender {
 impl Contender {
     /// Starts the thread and returns once it is looping, so the bench that
     /// follows runs against it.
-    fn start<M, W>(make: M) -> Self
+    fn start<M, W, R>(make: M) -> Self
     where
         M: FnOnce() -> W + Send + 'static,
-        W: FnMut() -> bool,
+        W: FnMut() -> R,
     {
         let stop = Arc::new(AtomicBool::new(false));
         let (looping, started) = std::sync::mpsc::channel();
@@ -240,21 +240,16 @@ impl Contender {
     }
 
     /// A thread sending requests through `svc`, one after the other, on a
-    /// current-thread runtime of its own.
-    fn serving<S>(mut svc: S) -> Self
+    /// current-thread runtime of its own ([`run_calls`], 64 at a time).
+    fn serving<S, B>(svc: S) -> Self
     where
-        S: Service<Request<Full<Bytes>>> + Send + 'static,
+        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
         S::Error: Debug,
     {
         Self::start(move || {
             let rt = support::current_thread();
             let body = shared_body();
-            move || {
-                rt.block_on(async {
-                    let svc = svc.ready().await.unwrap();
-                    svc.call(request(body.clone())).await.is_ok()
-                })
-            }
+            move || run_calls(&rt, &svc, &body, 64)
         })
     }
 
