@@ -250,6 +250,30 @@ mod tests {
         assert!(seen.gate(&found).is_none(), "every handle was dropped");
     }
 
+    #[tokio::test]
+    async fn a_request_through_both_layers_holds_no_handle_of_the_gate() {
+        use bytes::Bytes;
+        use http_body_util::Full;
+        use tower::{Service, ServiceBuilder, ServiceExt};
+
+        let gate = StatusGate::manual();
+        let mut svc = ServiceBuilder::new()
+            .layer(super::super::StatusGateLayer::new(gate.clone()))
+            .layer(crate::retry::RetryLayer::new())
+            .service(tower::service_fn(|_: http::Request<Full<Bytes>>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
+            }));
+        let request = || http::Request::new(Full::new(Bytes::from_static(b"{}")));
+        // The first request lets the thread and the retry layer meet the gate.
+        let first = svc.ready().await.unwrap().call(request()).await;
+        assert_eq!(first.unwrap().status(), 200);
+        let counts = gate.counts();
+        let in_flight = svc.ready().await.unwrap().call(request());
+        assert_eq!(gate.counts(), counts, "the response future holds a handle");
+        assert_eq!(in_flight.await.unwrap().status(), 200);
+        assert_eq!(gate.counts(), counts);
+    }
+
     #[test]
     fn restored_when_the_call_unwinds() {
         let seen = Seen::default();
