@@ -48,8 +48,8 @@ const ABSENT: u32 = u32::MAX;
 const GUESS_PER_HEADER: usize = 48;
 
 impl PackedHead {
-    /// Packs `uri` and `headers` in one pass; `None` if a part is longer
-    /// than 4 GiB.
+    /// Packs `uri` and `headers` in one pass; `None` if a part, or the
+    /// whole, is 4 GiB or longer (lengths are kept as `u32`).
     // Inlined into `Template::new`, its one caller, the packed head is
     // written in place instead of moved (about 11 instructions a call).
     #[inline]
