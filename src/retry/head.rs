@@ -48,36 +48,37 @@ const ABSENT: u32 = u32::MAX;
 const GUESS_PER_HEADER: usize = 48;
 
 impl PackedHead {
-    /// Packs `uri` and `headers` in one pass; `None` if a part, or the
-    /// whole, is 4 GiB or longer (lengths are kept as `u32`).
+    /// Packs `uri` and `headers` in one pass; `None` if the packed bytes
+    /// reach `u32::MAX` (4 GiB less a byte): lengths are kept as `u32`.
     // Inlined into `Template::new`, its one caller, the packed head is
     // written in place instead of moved (about 11 instructions a call).
     #[inline]
     pub(crate) fn pack(uri: &Uri, headers: &HeaderMap) -> Option<Self> {
-        let scheme = uri.scheme_str().map(str::as_bytes);
-        let authority = uri.authority().map(|a| a.as_str().as_bytes());
-        let path_and_query = uri.path_and_query().map(|p| p.as_str().as_bytes());
-        let len = |part: Option<&[u8]>| part.map_or(0, <[u8]>::len);
+        let scheme = uri.scheme_str();
+        let authority = uri.authority().map(Authority::as_str);
+        let path_and_query = uri.path_and_query().map(PathAndQuery::as_str);
+        let len = |part: Option<&str>| part.map_or(0, str::len);
         let guess = len(scheme)
             + len(authority)
             + len(path_and_query)
             + headers.len() * (ENTRY_HEADER + GUESS_PER_HEADER);
         let mut buf = take_spare();
         buf.reserve(guess);
-        let mut part = |bytes: Option<&[u8]>| -> Option<u32> {
-            let Some(bytes) = bytes else {
-                return Some(ABSENT);
-            };
-            buf.extend_from_slice(bytes);
-            u32::try_from(bytes.len()).ok().filter(|&len| len != ABSENT)
+        // Lengths are cut to `u32` unchecked: a cut one is caught below, as
+        // no part is longer than the whole.
+        let mut part = |part: Option<&str>| match part {
+            Some(part) => {
+                buf.extend_from_slice(part.as_bytes());
+                part.len() as u32
+            }
+            None => ABSENT,
         };
-        let scheme = part(scheme)?;
-        let authority = part(authority)?;
-        let path_and_query = part(path_and_query)?;
+        let scheme = part(scheme);
+        let authority = part(authority);
+        let path_and_query = part(path_and_query);
         for (name, value) in headers {
             let name = name.as_str().as_bytes();
             let value_bytes = value.as_bytes();
-            // Truncation is caught below: no part is longer than the whole.
             let [a, b, c, d] = (name.len() as u32).to_le_bytes();
             let [e, f, g, h] = (value_bytes.len() as u32).to_le_bytes();
             let flags = if value.is_sensitive() { SENSITIVE } else { 0 };
@@ -85,7 +86,9 @@ impl PackedHead {
             buf.extend_from_slice(name);
             buf.extend_from_slice(value_bytes);
         }
-        if u32::try_from(buf.len()).is_err() {
+        // Under `ABSENT`, so no part's length was cut or is the sentinel,
+        // and (at 9 bytes or more an entry) neither was the count.
+        if buf.len() >= ABSENT as usize {
             return None;
         }
         Some(Self {
@@ -93,7 +96,7 @@ impl PackedHead {
             scheme,
             authority,
             path_and_query,
-            headers: u32::try_from(headers.len()).ok()?,
+            headers: headers.len() as u32,
         })
     }
 

@@ -45,7 +45,7 @@ pub(crate) struct Template<B: Body> {
 
 impl<B: Body> Template<B> {
     /// The template for `request`, whose next bodies come from `source`.
-    /// `None` when the head cannot be packed (a part of 4 GiB or more): the
+    /// `None` when the head cannot be packed (4 GiB, less a byte, or more): the
     /// request is sent once.
     pub(crate) fn new(request: &Request<B>, source: Source<B>) -> Option<Self> {
         let head = PackedHead::pack(request.uri(), request.headers())?;
