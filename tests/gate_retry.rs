@@ -11,6 +11,9 @@
 #[path = "support/status_server.rs"]
 mod status_server;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -201,4 +204,48 @@ async fn gate_outside_a_buffer_with_the_gate_given_to_retry() {
         .layer(retry().gate(s.gate.clone()))
         .service(client());
     no_attempt_after_close(s, svc).await;
+}
+
+/// Counts the readiness checks made of the service it wraps, over every
+/// copy of it.
+#[derive(Clone)]
+struct CountReady<S> {
+    inner: S,
+    ready: Arc<AtomicUsize>,
+}
+
+impl<S: Service<R>, R> Service<R> for CountReady<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.ready.fetch_add(1, Ordering::SeqCst);
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> S::Future {
+        self.inner.call(request)
+    }
+}
+
+/// A gate that closes during a backoff stops the retry before a copy of the
+/// service is made ready for it: no capacity of the inner service is
+/// reserved for an attempt that cannot be sent.
+#[tokio::test(start_paused = true)]
+async fn a_retry_stopped_by_the_gate_reserves_no_capacity() {
+    let s = setup().await;
+    let ready = Arc::new(AtomicUsize::new(0));
+    let svc = ServiceBuilder::new()
+        .layer(StatusGateLayer::new(s.gate.clone()))
+        .layer(retry())
+        .service(CountReady {
+            inner: client(),
+            ready: Arc::clone(&ready),
+        });
+    no_attempt_after_close(s, svc).await;
+    // One check for each of the three attempts sent (a hyper-util client is
+    // ready at once), and one for the second request's `ready()`, which the
+    // closed gate then answers itself.
+    assert_eq!(ready.load(Ordering::SeqCst), 4);
 }

@@ -294,7 +294,7 @@ where
                         this.state.set(State::Done);
                         return Poll::Ready(Err(error.into()));
                     }
-                    // The gate may have closed while backing off.
+                    // The gate may have closed while the copy was made ready.
                     if run.gate_closed() {
                         this.state.set(State::Done);
                         return Poll::Ready(run.give_back_last(Stop::GateClosed));
@@ -338,6 +338,14 @@ where
                 }
                 StateProj::Sleeping { sleep } => {
                     ready!(sleep.as_mut().poll(cx));
+                    // Checked before a copy of the service is made and made
+                    // ready, so a gate that closed during the backoff reserves
+                    // none of the inner service's capacity (a concurrency
+                    // limit's permit, a buffer's slot).
+                    if run.gate_closed() {
+                        this.state.set(State::Done);
+                        return Poll::Ready(run.give_back_last(Stop::GateClosed));
+                    }
                     let service = Box::new(run.shared.service());
                     this.state.set(State::Ready { service });
                     continue;
