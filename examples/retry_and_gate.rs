@@ -46,8 +46,8 @@ pub(crate) async fn main() -> Result<(), BoxError> {
     // - a request that arrives while the gate is closed fails at once with
     //   `GateClosed`: its body is not buffered for replay and it spends no
     //   retry budget;
-    // - the retry layer finds the gate while the gate layer calls it (the
-    //   request itself is left as it was) and checks it before every retry
+    // - the retry layer finds the gate while the gate layer polls its
+    //   readiness (the request is left as it was) and checks it before every retry
     //   (behind a `tower::buffer`, pass it with `.gate(..)`): if the gate closes
     //   while a request is backing off, no retry is sent into the incident
     //   and the caller gets the last response (`RetryInfo.stop == GateClosed`).

@@ -249,3 +249,24 @@ async fn a_retry_stopped_by_the_gate_reserves_no_capacity() {
     // closed gate then answers itself.
     assert_eq!(ready.load(Ordering::SeqCst), 4);
 }
+
+/// `Retry::get_mut` between `ready` and `call` makes the call take a fresh
+/// copy of the service; the gate found while the stack was made ready still
+/// stops the retries.
+#[tokio::test(start_paused = true)]
+async fn get_mut_between_ready_and_call_keeps_the_gate() {
+    let s = setup().await;
+    let mut svc = ServiceBuilder::new()
+        .layer(StatusGateLayer::new(s.gate.clone()))
+        .layer(retry())
+        .service(client());
+    let req = Request::post(format!("{}/v1/messages", s.provider.base_url()))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    svc.ready().await.unwrap();
+    let _client = svc.get_mut().get_mut();
+    let resp = svc.call(req).await.unwrap();
+    assert_eq!(resp.status(), 529);
+    assert_eq!(RetryInfo::of(&resp).stop, Stop::GateClosed);
+    assert_eq!(s.provider.hits(), 3, "no attempt after the gate closed at 30 s");
+}

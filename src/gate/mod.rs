@@ -57,11 +57,11 @@
 //!
 //! Put the gate outside the retry layer. A closed gate then refuses a request
 //! before the retry layer buffers its body or spends budget on it; the retry
-//! layer finds the gate while the gate layer calls it (nothing is added to
-//! the request) and checks it before each retry, so no retry is sent into an
-//! incident and the caller gets the last real response. A layer between them
-//! that moves the call to another task (`tower::buffer`) hides the gate: then
-//! give it to the retry layer with
+//! layer finds the gate while the gate layer polls its readiness (nothing is
+//! added to the request) and checks it before each retry, so no retry is sent
+//! into an incident and the caller gets the last real response. A layer
+//! between them that drives readiness from another task (`tower::buffer`)
+//! hides the gate: then give it to the retry layer with
 //! [`RetryLayer::gate`](crate::retry::RetryLayer::gate). The other order is
 //! safe too: every attempt then passes the gate, a [`GateClosed`] error is
 //! never retried, and a refused retry is not counted as an attempt; but a

@@ -1,16 +1,28 @@
 //! How a retry layer inside a [`StatusGateService`](super::StatusGateService)
-//! finds the gate: the service names it for the length of its inner `call`.
+//! finds the gate: the service names it while it polls its inner service's
+//! readiness.
 //!
-//! A tower `call` is synchronous, and a retry layer builds its response
-//! future inside it, so the retry layer reads the gate then. Like a
-//! `tracing` span entered around a call, it does not cross a layer that
-//! moves the call to another task (`tower::buffer`): a retry layer behind one
-//! is given the gate with [`RetryLayer::gate`](crate::retry::RetryLayer::gate).
+//! Tower's `poll_ready` is synchronous and comes before every `call`, so a
+//! retry layer reads the gate in its `poll_ready` and keeps it for the call
+//! that readiness is for. Like a `tracing` span entered around a call, the
+//! name does not cross a layer that drives its inner service's readiness
+//! from another task (`tower::buffer`, `tower::spawn_ready`): a retry layer
+//! behind one is given the gate with
+//! [`RetryLayer::gate`](crate::retry::RetryLayer::gate). Nor does it reach a
+//! call made without `poll_ready`, against tower's contract (the gate layer
+//! still checks every request it forwards).
 //!
-//! Every retry layer whose `call` runs inside the gate layer's inner `call`
-//! takes the gate: the services a gate wraps are the ones it guards. Work a
-//! service defers to its response future (as handlers and clients do) runs
-//! after the gate's `call` has returned and sees no gate.
+//! Every retry layer whose `poll_ready` runs inside the gate layer's inner
+//! `poll_ready` takes the gate: the services a gate wraps are the ones it
+//! guards.
+//!
+//! Named around `poll_ready`, not around `call`: a guard alive across a call
+//! that may unwind keeps the compiler from building the value the call
+//! returns straight into its caller's slot, so the inner response future
+//! was built aside and then copied whole into the gate's (464 bytes with a
+//! retry layer inside, in the benchmark). Around `poll_ready`, which returns
+//! a word, the guard costs nothing more, and it still undoes the naming when
+//! the inner service panics.
 //!
 //! In steady state a request writes no reference count of the gate, and
 //! allocates nothing. The thread keeps a weak reference to the gate it named
@@ -55,6 +67,9 @@ thread_local! {
 
 /// Names `gate` as the current gate until the guard is dropped (also when
 /// the call it wraps unwinds); the gate named before comes back then.
+// Inlined, with the change of gate out of line: naming the gate named last
+// is a load, a compare and a store.
+#[inline]
 pub(crate) fn enter(gate: &StatusGate) -> Entered {
     let addr = gate.addr();
     let Ok((last_addr, active)) =
@@ -67,6 +82,13 @@ pub(crate) fn enter(gate: &StatusGate) -> Entered {
             restore: Some(Restore::Same { active }),
         };
     }
+    enter_another(gate, addr, active)
+}
+
+/// [`enter`] when the gate named last is another one, or none.
+#[cold]
+#[inline(never)]
+fn enter_another(gate: &StatusGate, addr: usize, active: bool) -> Entered {
     let Ok(last) = LAST.try_with(|last| last.replace(Some(gate.downgrade()))) else {
         // The thread is being torn down: nothing is named, nothing restored.
         let _ = NAMED.try_with(|named| named.active.set(active));
@@ -98,22 +120,33 @@ enum Restore {
 }
 
 impl Drop for Entered {
+    #[inline]
     fn drop(&mut self) {
-        // Ignore a thread being torn down: there is nothing to restore then.
-        let _ = NAMED.try_with(|named| match self.restore.take() {
+        match self.restore.take() {
             None => {}
-            Some(Restore::Same { active }) => named.active.set(active),
-            Some(Restore::Nothing) => named.active.set(false),
-            Some(Restore::Other(gate)) => {
-                let addr = gate.addr();
-                let restored = LAST.try_with(|last| last.set(Some(gate))).is_ok();
-                named.addr.set(if restored { addr } else { 0 });
-            }
-        });
+            Some(Restore::Same { active }) => set_active(active),
+            Some(Restore::Nothing) => set_active(false),
+            Some(Restore::Other(gate)) => restore_another(gate),
+        }
     }
 }
 
-/// What a retry layer remembers of the gates named around its calls: the
+// Ignore a thread being torn down: there is nothing to restore then.
+#[inline]
+fn set_active(active: bool) {
+    let _ = NAMED.try_with(|named| named.active.set(active));
+}
+
+/// Names `gate` again, as the guard of a gate layer inside its call ends.
+#[cold]
+#[inline(never)]
+fn restore_another(gate: WeakGate) {
+    let addr = gate.addr();
+    let restored = LAST.try_with(|last| last.set(Some(gate))).is_ok();
+    let _ = NAMED.try_with(|named| named.addr.set(if restored { addr } else { 0 }));
+}
+
+/// What a retry layer remembers of the gates named around its `poll_ready`: the
 /// first one found, weakly.
 #[derive(Default)]
 pub(crate) struct Seen {
@@ -131,8 +164,24 @@ pub(crate) enum Found {
     Other(WeakGate),
 }
 
+impl Clone for Seen {
+    fn clone(&self) -> Self {
+        // The address first: once it is set, `first` is too. Read the other
+        // way round, a gate found in between would leave the copy with its
+        // address but not the gate, and it would never look again.
+        let first_addr = self.first_addr.load(Ordering::Acquire);
+        Self {
+            first: self.first.clone(),
+            first_addr: AtomicUsize::new(first_addr),
+        }
+    }
+}
+
 impl Seen {
     /// The gate named by the [`enter`] guard alive on this thread, if any.
+    // Inlined, with a gate not seen first out of line: finding the first
+    // gate again is two loads and two compares.
+    #[inline]
     pub(crate) fn find(&self) -> Option<Found> {
         let (addr, active) = NAMED
             .try_with(|named| (named.addr.get(), named.active.get()))
@@ -144,6 +193,14 @@ impl Seen {
         if self.first_addr.load(Ordering::Acquire) == addr {
             return Some(Found::First);
         }
+        self.find_another()
+    }
+
+    /// [`Seen::find`] for a gate other than the first one seen, or before
+    /// any was.
+    #[cold]
+    #[inline(never)]
+    fn find_another(&self) -> Option<Found> {
         LAST.try_with(|last| {
             let gate = last.take()?;
             let first = self.first.get_or_init(|| gate.clone());

@@ -104,7 +104,8 @@ struct Pending<S, B: Body> {
 struct Run<S, C, ReqB: Body, ResB: Body> {
     shared: Arc<Shared<S, C>>,
     template: Option<Template<ReqB>>,
-    /// The gate found named around the call, when the policy names none.
+    /// The gate named around the `poll_ready` before the call, when the
+    /// policy names none.
     scoped: Option<Found>,
     attempt: u32,
     max_attempts: u32,
@@ -166,7 +167,7 @@ where
     /// and the run is built before the template is written into it (each
     /// had cost a copy of the request or of the template).
     pub(crate) fn new(retry: &mut Retry<S, C>, request: Request<ReqB>) -> Self {
-        let (service, shared) = retry.for_call();
+        let (service, shared, scoped) = retry.for_call();
         let policy = &shared.settings.policy;
         let max_attempts = request
             .extensions()
@@ -174,11 +175,6 @@ where
             .and_then(RetryControl::attempts)
             .unwrap_or(policy.max_attempts)
             .get();
-        // A gate outside this layer names itself while it calls this one.
-        let scoped = match policy.gate {
-            Some(_) => None,
-            None => shared.seen.find(),
-        };
         let started = policy.deadline.map(|_| Instant::now());
         let mut run = Run {
             shared,

@@ -223,9 +223,10 @@ impl<C: Clone> RetryLayer<C> {
     /// Checks this gate before every retry: no retry is sent while it is closed.
     ///
     /// Not needed when a [`StatusGateLayer`](crate::gate::StatusGateLayer)
-    /// wraps this layer (it names the gate while it calls this one) or sits
-    /// inside it (each attempt passes through it). Needed when a layer
-    /// between them moves the call to another task, such as `tower::buffer`.
+    /// wraps this layer (it names the gate while it polls this one's
+    /// readiness) or sits inside it (each attempt passes through it). Needed
+    /// when a layer between them drives readiness from another task, such as
+    /// `tower::buffer`.
     pub fn gate(self, gate: StatusGate) -> Self {
         self.with(|s| s.gate = Some(gate))
     }

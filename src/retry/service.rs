@@ -11,7 +11,7 @@ use super::future::ResponseFuture;
 use super::policy::Settings;
 use super::replay::ReplayBody;
 use crate::classify::{AnthropicClassifier, Classify};
-use crate::gate::scope::Seen;
+use crate::gate::scope::{Found, Seen};
 use crate::BoxError;
 
 /// Retries transient provider errors; built by [`RetryLayer`](super::RetryLayer).
@@ -34,6 +34,8 @@ pub struct Retry<S, C = AnthropicClassifier> {
     shared: Arc<Shared<S, C>>,
     /// `get_mut` was called: the copy retries are cloned from may be stale.
     detached: bool,
+    /// The gate named around the last `poll_ready`, for the call it readied.
+    scoped: Option<Found>,
 }
 
 /// What a service shares with the futures it returns: the settings and the
@@ -43,17 +45,17 @@ pub(crate) struct Shared<S, C> {
     /// Behind a lock so the futures are `Send` whenever `S` is (a retry
     /// takes it once, to clone it).
     proto: Mutex<S>,
-    /// The gate found named around calls, when the policy names none.
+    /// The gates found named around `poll_ready`, when the policy names none.
     pub(crate) seen: Seen,
 }
 
 impl<S: Clone, C> Shared<S, C> {
-    fn new(inner: &S, settings: Settings<C>) -> Arc<Self> {
+    fn new(inner: &S, settings: Settings<C>, seen: Seen) -> Arc<Self> {
         let proto = Mutex::new(inner.clone());
         Arc::new(Self {
             settings,
             proto,
-            seen: Seen::default(),
+            seen,
         })
     }
 
@@ -71,9 +73,10 @@ impl<S: Clone, C> Shared<S, C> {
 impl<S: Clone, C> Retry<S, C> {
     pub(crate) fn new(inner: S, settings: Settings<C>) -> Self {
         Self {
-            shared: Shared::new(&inner, settings),
+            shared: Shared::new(&inner, settings, Seen::default()),
             inner,
             detached: false,
+            scoped: None,
         }
     }
 }
@@ -84,16 +87,23 @@ impl<S: Clone, C: Clone> Retry<S, C> {
     #[inline(never)]
     fn reattach(&mut self) {
         self.detached = false;
-        self.shared = Shared::new(&self.inner, self.shared.settings.clone());
+        // The gate seen so far is kept: a gate `poll_ready` found is known
+        // by reference to it.
+        let seen = self.shared.seen.clone();
+        self.shared = Shared::new(&self.inner, self.shared.settings.clone(), seen);
     }
 
-    /// The ready service and what a call's future shares with it (a fresh
-    /// copy first, after `get_mut`).
-    pub(crate) fn for_call(&mut self) -> (&mut S, Arc<Shared<S, C>>) {
+    /// The ready service, what a call's future shares with it (a fresh copy
+    /// first, after `get_mut`) and the gate found when it was readied.
+    pub(crate) fn for_call(&mut self) -> (&mut S, Arc<Shared<S, C>>, Option<Found>) {
         if self.detached {
             self.reattach();
         }
-        (&mut self.inner, Arc::clone(&self.shared))
+        (
+            &mut self.inner,
+            Arc::clone(&self.shared),
+            self.scoped.take(),
+        )
     }
 }
 
@@ -123,6 +133,8 @@ impl<S: Clone, C> Clone for Retry<S, C> {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
             detached: self.detached,
+            // A clone is readied before it is called, like a fresh service.
+            scoped: None,
         }
     }
 }
@@ -149,6 +161,12 @@ where
     type Future = ResponseFuture<S, C, ReqB, ResB>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // NOTE: a gate layer outside names its gate while it polls this
+        // service's readiness (see `gate::scope`); what is found here serves
+        // the call this readiness is for, as `poll_ready` must come before it.
+        if self.shared.settings.policy.gate.is_none() {
+            self.scoped = self.shared.seen.find();
+        }
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
