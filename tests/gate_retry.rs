@@ -268,5 +268,9 @@ async fn get_mut_between_ready_and_call_keeps_the_gate() {
     let resp = svc.call(req).await.unwrap();
     assert_eq!(resp.status(), 529);
     assert_eq!(RetryInfo::of(&resp).stop, Stop::GateClosed);
-    assert_eq!(s.provider.hits(), 3, "no attempt after the gate closed at 30 s");
+    assert_eq!(
+        s.provider.hits(),
+        3,
+        "no attempt after the gate closed at 30 s"
+    );
 }

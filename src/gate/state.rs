@@ -148,10 +148,17 @@ impl Shared {
         self.ctl.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Open for sure: the flag alone, without the reason [`Shared::check`]
+    /// reads when it is set.
+    #[inline]
+    pub(crate) fn surely_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire)
+    }
+
     /// The request-path read: one atomic load, no allocation while open.
     #[inline]
     pub(crate) fn check(&self) -> Result<(), GateClosed> {
-        if !self.closed.load(Ordering::Acquire) {
+        if self.surely_open() {
             return Ok(());
         }
         match &*self.state.load() {
