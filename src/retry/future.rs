@@ -111,18 +111,36 @@ struct Run<S, C, ReqB: Body, ResB: Body> {
     max_attempts: u32,
     deposited: bool,
     started: Option<Instant>,
-    /// The current attempt's span; none while no subscriber has it enabled
-    /// (boxed, so a call that is not traced moves 8 bytes, not 40). With
-    /// `tracing`'s `log` feature and no subscriber, the attempt span is not
-    /// entered, so `log` sees no span records; its events still go out.
-    span: Option<Box<Span>>,
-    /// Made by the first outcome that could be retried.
-    retried: Option<Box<Retried<ResB>>>,
+    /// What a request answered at once and not traced does without; made on
+    /// first use.
+    rare: Option<Box<Rare<ResB>>>,
 }
 
-/// What only a request that met a retryable outcome keeps. Boxed, like the
-/// states only a failed attempt reaches, so a request answered at once moves
-/// a smaller future.
+/// What only some requests keep. Boxed, like the states only a failed
+/// attempt reaches, so a request answered at once moves a smaller future,
+/// and one box, so it has one pointer to check when it is dropped.
+struct Rare<B: Body> {
+    /// The current attempt's span; none while no subscriber has it enabled.
+    /// With `tracing`'s `log` feature and no subscriber, the attempt span is
+    /// not entered, so `log` sees no span records; its events still go out.
+    span: Option<Span>,
+    /// Made by the first outcome that could be retried.
+    retried: Option<Retried<B>>,
+}
+
+impl<B: Body> Rare<B> {
+    /// The record in `slot`; made on first use.
+    fn of(slot: &mut Option<Box<Self>>) -> &mut Self {
+        slot.get_or_insert_with(|| {
+            Box::new(Self {
+                span: None,
+                retried: None,
+            })
+        })
+    }
+}
+
+/// What only a request that met a retryable outcome keeps.
 struct Retried<B: Body> {
     /// Why the last retryable outcome was retryable.
     reason: RetryReason,
@@ -133,15 +151,13 @@ struct Retried<B: Body> {
 }
 
 impl<B: Body> Retried<B> {
-    /// The record in `slot` with `reason` as the last reason; made on first use.
-    fn note(slot: &mut Option<Box<Self>>, reason: RetryReason) -> &mut Self {
-        let retried = slot.get_or_insert_with(|| {
-            Box::new(Self {
-                reason,
-                total_delay: Duration::ZERO,
-                last: None,
-                rng: None,
-            })
+    /// The record in `rare` with `reason` as the last reason; made on first use.
+    fn note(rare: &mut Option<Box<Rare<B>>>, reason: RetryReason) -> &mut Self {
+        let retried = Rare::of(rare).retried.get_or_insert_with(|| Self {
+            reason,
+            total_delay: Duration::ZERO,
+            last: None,
+            rng: None,
         });
         retried.reason = reason;
         retried
@@ -184,8 +200,7 @@ where
             max_attempts,
             deposited: false,
             started,
-            span: None,
-            retried: None,
+            rare: None,
         };
         if max_attempts > 1 {
             let cap = run.shared.settings.policy.max_replay_body;
@@ -308,7 +323,7 @@ where
                 StateProj::Calling { future } => {
                     // Not a block yielding the outcome past the guard's drop:
                     // that cost a copy of the response (about 35 instructions).
-                    let entered = run.span.as_deref().map(Span::enter);
+                    let entered = run.span().map(Span::enter);
                     let poll = future.poll(cx);
                     drop(entered);
                     match ready!(poll) {
@@ -447,6 +462,18 @@ impl<B: Body> Next<B> {
     }
 }
 
+impl<S, C, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
+    /// The current attempt's span, while a subscriber has it enabled.
+    fn span(&self) -> Option<&Span> {
+        self.rare.as_deref()?.span.as_ref()
+    }
+
+    /// What the request keeps once an outcome could be retried.
+    fn retried(&self) -> Option<&Retried<ResB>> {
+        self.rare.as_deref()?.retried.as_ref()
+    }
+}
+
 impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     /// Starts an attempt on `service`, in its own span.
     // Inlined into `ResponseFuture::new`, the request goes to the service
@@ -465,11 +492,11 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         // Assigned only when there is a span: replacing `None` by `None`
         // still called the old value's drop.
         if !span.is_disabled() {
-            self.span = Some(Box::new(span));
-        } else if self.span.is_some() {
-            self.span = None;
+            Rare::of(&mut self.rare).span = Some(span);
+        } else if let Some(rare) = self.rare.as_deref_mut() {
+            rare.span = None;
         }
-        let _entered = self.span.as_deref().map(Span::enter);
+        let _entered = self.span().map(Span::enter);
         service.call(request)
     }
 
@@ -566,7 +593,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         cx: &mut Context<'_>,
     ) -> Poll<Step<ResB>> {
         let prefetched = {
-            let _entered = self.span.as_deref().map(Span::enter);
+            let _entered = self.span().map(Span::enter);
             ready!(prefetch.poll(cx))
         };
         Poll::Ready(match (parts.take(), prefetched) {
@@ -624,7 +651,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
 
     /// Decides whether and when to retry an outcome the classifier wants retried.
     fn plan(&mut self, reason: RetryReason, outcome: Outcome<ResB>) -> Step<ResB> {
-        Retried::note(&mut self.retried, reason);
+        Retried::note(&mut self.rare, reason);
         if let Some(stop) = self.can_retry() {
             return Step::Return(self.give_back(outcome, stop));
         }
@@ -641,7 +668,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "retrying"
                 );
-                let retried = Retried::note(&mut self.retried, reason);
+                let retried = Retried::note(&mut self.rare, reason);
                 retried.total_delay = retried.total_delay.saturating_add(delay);
                 retried.last = Some(outcome);
                 Step::Next(Next::Sleep(delay))
@@ -664,7 +691,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
             HintDecision::GiveUp => return Err(Stop::HintTooLong),
             HintDecision::Backoff => {
                 let seed = policy.jitter_seed;
-                let rng = Retried::note(&mut self.retried, reason)
+                let rng = Retried::note(&mut self.rare, reason)
                     .rng
                     .get_or_insert_with(|| {
                         seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed)
@@ -715,21 +742,19 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     }
 
     fn take_last(&mut self) -> Option<Outcome<ResB>> {
-        self.retried
-            .as_mut()
-            .and_then(|retried| retried.last.take())
+        self.rare.as_mut()?.retried.as_mut()?.last.take()
     }
 
     /// The current attempt's span, as the parent of an event.
     fn span_id(&self) -> Option<tracing::Id> {
-        self.span.as_deref().and_then(Span::id)
+        self.span().and_then(Span::id)
     }
 
     /// Attaches [`RetryInfo`] when there is something to report.
     // Inlined, so a response answered at once makes no call here.
     #[inline(always)]
     fn finish(&self, response: &mut Response<ResponseBody<ResB>>, stop: Stop) {
-        if self.attempt > 1 || stop != Stop::Final || self.retried.is_some() {
+        if self.attempt > 1 || stop != Stop::Final || self.retried().is_some() {
             self.attach_info(response, stop);
         }
     }
@@ -737,7 +762,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     #[cold]
     #[inline(never)]
     fn attach_info(&self, response: &mut Response<ResponseBody<ResB>>, stop: Stop) {
-        let retried = self.retried.as_deref();
+        let retried = self.retried();
         let info = RetryInfo {
             attempts: self.attempt,
             total_delay: retried.map_or(Duration::ZERO, |r| r.total_delay),
@@ -761,11 +786,7 @@ where
             .field("max_attempts", &self.run.max_attempts)
             .field(
                 "total_delay",
-                &self
-                    .run
-                    .retried
-                    .as_ref()
-                    .map_or(Duration::ZERO, |r| r.total_delay),
+                &self.run.retried().map_or(Duration::ZERO, |r| r.total_delay),
             )
             .finish_non_exhaustive()
     }
