@@ -48,11 +48,10 @@ impl<B: Body> Template<B> {
     /// `None` when the head cannot be packed (4 GiB, less a byte, or more): the
     /// request is sent once.
     pub(crate) fn new(request: &Request<B>, source: Source<B>) -> Option<Self> {
-        let head = PackedHead::pack(request.uri(), request.headers())?;
         Some(Self {
+            head: PackedHead::pack(request.uri(), request.headers())?,
             method: request.method().clone(),
             version: request.version(),
-            head,
             extensions: request.extensions().clone(),
             source,
         })
