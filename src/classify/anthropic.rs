@@ -114,6 +114,7 @@ pub(super) fn facts(body: &[u8]) -> Facts {
 }
 
 impl Classify for AnthropicClassifier {
+    #[inline]
     fn classify_head(&self, status: StatusCode, headers: &HeaderMap) -> Head {
         self.rules.head(status, headers)
     }

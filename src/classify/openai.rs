@@ -85,6 +85,7 @@ fn facts(body: &[u8]) -> Facts {
 }
 
 impl Classify for OpenAiClassifier {
+    #[inline]
     fn classify_head(&self, status: StatusCode, headers: &HeaderMap) -> Head {
         self.rules.head(status, headers)
     }

@@ -113,7 +113,47 @@ struct Run<S, C, ReqB: Body, ResB: Body> {
     started: Option<Instant>,
     /// What a request answered at once and not traced does without; made on
     /// first use.
-    rare: Option<Box<Rare<ResB>>>,
+    rare: RareSlot<ResB>,
+}
+
+/// The [`Rare`] record of a request, if it has one.
+struct RareSlot<B: Body>(Option<Box<Rare<B>>>);
+
+impl<B: Body> RareSlot<B> {
+    fn get(&self) -> Option<&Rare<B>> {
+        self.0.as_deref()
+    }
+
+    fn get_mut(&mut self) -> Option<&mut Rare<B>> {
+        self.0.as_deref_mut()
+    }
+
+    /// The record; made on first use.
+    fn make(&mut self) -> &mut Rare<B> {
+        self.0.get_or_insert_with(|| {
+            Box::new(Rare {
+                span: None,
+                retried: None,
+            })
+        })
+    }
+}
+
+impl<B: Body> Drop for RareSlot<B> {
+    // Only the check is inlined: the drop glue of the optional box checked
+    // for it after saving the registers its full drop needs.
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(rare) = self.0.take() {
+            drop_rare(rare);
+        }
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn drop_rare<B: Body>(rare: Box<Rare<B>>) {
+    drop(rare);
 }
 
 /// What only some requests keep. Boxed, like the states only a failed
@@ -128,18 +168,6 @@ struct Rare<B: Body> {
     retried: Option<Retried<B>>,
 }
 
-impl<B: Body> Rare<B> {
-    /// The record in `slot`; made on first use.
-    fn of(slot: &mut Option<Box<Self>>) -> &mut Self {
-        slot.get_or_insert_with(|| {
-            Box::new(Self {
-                span: None,
-                retried: None,
-            })
-        })
-    }
-}
-
 /// What only a request that met a retryable outcome keeps.
 struct Retried<B: Body> {
     /// Why the last retryable outcome was retryable.
@@ -152,8 +180,8 @@ struct Retried<B: Body> {
 
 impl<B: Body> Retried<B> {
     /// The record in `rare` with `reason` as the last reason; made on first use.
-    fn note(rare: &mut Option<Box<Rare<B>>>, reason: RetryReason) -> &mut Self {
-        let retried = Rare::of(rare).retried.get_or_insert_with(|| Self {
+    fn note(rare: &mut RareSlot<B>, reason: RetryReason) -> &mut Self {
+        let retried = rare.make().retried.get_or_insert_with(|| Self {
             reason,
             total_delay: Duration::ZERO,
             last: None,
@@ -200,7 +228,7 @@ where
             max_attempts,
             deposited: false,
             started,
-            rare: None,
+            rare: RareSlot(None),
         };
         if max_attempts > 1 {
             let cap = run.shared.settings.policy.max_replay_body;
@@ -326,8 +354,15 @@ where
                     let entered = run.span().map(Span::enter);
                     let poll = future.poll(cx);
                     drop(entered);
+                    // Judged where the poll left it, before it is moved out:
+                    // judging the moved response kept a copy of it (about 30
+                    // instructions). The other arms do not read `judged`.
+                    let judged = match &poll {
+                        Poll::Ready(Ok(response)) => run.judge(response),
+                        Poll::Ready(Err(_)) | Poll::Pending => Judged::HandOn(Stop::Final),
+                    };
                     match ready!(poll) {
-                        Ok(response) => match run.judge(&response) {
+                        Ok(response) => match judged {
                             // The common case, kept out of `Step` so the
                             // response is moved once.
                             Judged::HandOn(stop) => {
@@ -465,12 +500,12 @@ impl<B: Body> Next<B> {
 impl<S, C, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     /// The current attempt's span, while a subscriber has it enabled.
     fn span(&self) -> Option<&Span> {
-        self.rare.as_deref()?.span.as_ref()
+        self.rare.get()?.span.as_ref()
     }
 
     /// What the request keeps once an outcome could be retried.
     fn retried(&self) -> Option<&Retried<ResB>> {
-        self.rare.as_deref()?.retried.as_ref()
+        self.rare.get()?.retried.as_ref()
     }
 }
 
@@ -492,8 +527,8 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         // Assigned only when there is a span: replacing `None` by `None`
         // still called the old value's drop.
         if !span.is_disabled() {
-            Rare::of(&mut self.rare).span = Some(span);
-        } else if let Some(rare) = self.rare.as_deref_mut() {
+            self.rare.make().span = Some(span);
+        } else if let Some(rare) = self.rare.get_mut() {
             rare.span = None;
         }
         let _entered = self.span().map(Span::enter);
@@ -742,7 +777,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     }
 
     fn take_last(&mut self) -> Option<Outcome<ResB>> {
-        self.rare.as_mut()?.retried.as_mut()?.last.take()
+        self.rare.get_mut()?.retried.as_mut()?.last.take()
     }
 
     /// The current attempt's span, as the parent of an event.
