@@ -115,45 +115,44 @@ impl<S, M> StatusGateService<S, M> {
     /// that may unwind before it (the wait's reset, the reason of a closed
     /// gate) cost about 30 instructions more. Everything else is out of line.
     #[inline]
-    fn forward<R, F>(
-        &mut self,
-        req: R,
-        forward: fn(S::Future, Option<StatusGate>) -> F,
-        refuse: impl FnOnce(GateClosed) -> F,
-    ) -> F
+    fn forward<R, F, X>(&mut self, req: R, answers: Answers<S::Future, F, X>) -> F
     where
         S: Service<R>,
+        X: FnOnce(GateClosed) -> F,
     {
         if matches!(self.wait, Wait::Idle) && self.gate.shared().surely_open() {
-            return forward(self.inner.call(req), None);
+            return (answers.forward)(self.inner.call(req), None);
         }
-        self.forward_slowly(req, forward, refuse)
+        self.forward_slowly(req, answers)
     }
 
     /// [`Self::forward`] after a wait, or with the gate flagged closed:
     /// the request goes on (perhaps as the probe) or is refused.
     #[cold]
     #[inline(never)]
-    fn forward_slowly<R, F>(
-        &mut self,
-        req: R,
-        forward: fn(S::Future, Option<StatusGate>) -> F,
-        refuse: impl FnOnce(GateClosed) -> F,
-    ) -> F
+    fn forward_slowly<R, F, X>(&mut self, req: R, answers: Answers<S::Future, F, X>) -> F
     where
         S: Service<R>,
+        X: FnOnce(GateClosed) -> F,
     {
         // The wait `poll_ready` finished was for this call.
         self.wait = Wait::Idle;
         match self.gate.check() {
-            Ok(()) => forward(self.inner.call(req), None),
+            Ok(()) => (answers.forward)(self.inner.call(req), None),
             Err(closed) if self.gate.shared().try_probe(&closed) => {
                 let probe = Some(self.gate.clone());
-                forward(self.inner.call(req), probe)
+                (answers.forward)(self.inner.call(req), probe)
             }
-            Err(closed) => refuse(closed),
+            Err(closed) => (answers.refuse)(closed),
         }
     }
+}
+
+/// What a mode makes of a call: its future around the inner one (with the
+/// probe, if it is one), or its answer to a refused request.
+struct Answers<Fut, F, X> {
+    forward: fn(Fut, Option<StatusGate>) -> F,
+    refuse: X,
 }
 
 impl<S: Clone, M: Clone> Clone for StatusGateService<S, M> {
@@ -198,7 +197,11 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        self.forward(req, ResponseFuture::forward, ResponseFuture::closed)
+        let answers = Answers {
+            forward: ResponseFuture::forward,
+            refuse: ResponseFuture::closed,
+        };
+        self.forward(req, answers)
     }
 }
 
@@ -219,8 +222,10 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let retry_after = self.mode.retry_after;
-        self.forward(req, Respond503Future::forward, |closed| {
-            Respond503Future::closed(closed_response(closed, retry_after))
-        })
+        let answers = Answers {
+            forward: Respond503Future::forward,
+            refuse: |closed| Respond503Future::closed(closed_response(closed, retry_after)),
+        };
+        self.forward(req, answers)
     }
 }
