@@ -137,7 +137,8 @@ fn set_active(active: bool) {
     let _ = NAMED.try_with(|named| named.active.set(active));
 }
 
-/// Names `gate` again, as the guard of a gate layer inside its call ends.
+/// Names `gate` again, as the guard of a gate layer inside its `poll_ready`
+/// ends.
 #[cold]
 #[inline(never)]
 fn restore_another(gate: WeakGate) {

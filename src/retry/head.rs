@@ -79,6 +79,7 @@ impl PackedHead {
         for (name, value) in headers {
             let name = name.as_str().as_bytes();
             let value_bytes = value.as_bytes();
+            // Cut lengths are caught below, as for the URI's parts.
             let [a, b, c, d] = (name.len() as u32).to_le_bytes();
             let [e, f, g, h] = (value_bytes.len() as u32).to_le_bytes();
             let flags = if value.is_sensitive() { SENSITIVE } else { 0 };
