@@ -113,9 +113,10 @@ pub(crate) struct Entered {
 enum Restore {
     /// The same gate, named (a nested call) or not.
     Same { active: bool },
-    /// Another gate, named: a gate layer inside another's call.
+    /// Another gate, named: a gate layer polled inside another's
+    /// `poll_ready`.
     Other(WeakGate),
-    /// No gate. The guard's gate stays known, not named, for the next call.
+    /// No gate. The guard's gate stays known, not named, for the next guard.
     Nothing,
 }
 
