@@ -15,6 +15,9 @@
 //! checks and drops handles of it, and while a second thread sends requests
 //! through both layers on it (both cores busy).
 //!
+//! `budget_deposit`: the default budget's deposit, alone and while the
+//! second core deposits in the same budget.
+//!
 //! Run: `cargo bench --bench overhead -- --warm-up-time 1 --measurement-time 3`
 //!
 //! Floor 1 in wall-clock, steadier on a shared machine than criterion's
@@ -36,6 +39,7 @@ use criterion::{criterion_group, BenchmarkGroup, Criterion};
 use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_api_guard::budget::RetryBudget;
 use tower_api_guard::gate::{StatusGate, StatusGateLayer, StatusGateService};
 use tower_api_guard::retry::{Retry, RetryLayer};
 
@@ -198,6 +202,24 @@ fn gate_check(c: &mut Criterion) {
     );
     group.bench_function("open_two_threads_serving", |b| {
         b.iter(|| black_box(&gate).check().is_ok())
+    });
+    other.stop();
+    group.finish();
+}
+
+/// The default budget's deposit (every request makes one), alone and while
+/// the second core deposits in the same budget in a loop, as the workers of
+/// a multi-thread server do.
+fn budget_deposit(c: &mut Criterion) {
+    let budget = RetryBudget::default();
+    let mut group = c.benchmark_group("budget_deposit");
+    group.bench_function("one_thread", |b| b.iter(|| black_box(&budget).deposit()));
+    let other = Contender::start({
+        let budget = budget.clone();
+        move || move || budget.deposit()
+    });
+    group.bench_function("two_threads", |b| {
+        b.iter(|| black_box(&budget).deposit())
     });
     other.stop();
     group.finish();
@@ -404,7 +426,7 @@ fn permutations() -> Vec<[usize; 4]> {
     all
 }
 
-criterion_group!(benches, happy_path, gate_check);
+criterion_group!(benches, happy_path, gate_check, budget_deposit);
 
 fn main() {
     if let Some(rounds) = std::env::var("OVERHEAD_INTERLEAVED")

@@ -24,7 +24,9 @@ const SLOTS: usize = 10;
 const TURN_EVERY: i64 = 64;
 
 pub(super) struct WindowBudget {
-    pending: AtomicI64,
+    /// Written by every request, on every core: alone on its cache lines, so
+    /// that the fields every deposit reads stay in each core's cache.
+    pending: Alone<AtomicI64>,
     slots: [AtomicI64; SLOTS],
     /// A deposit turns the window when it moves `pending` across a multiple
     /// of `2^turn_shift`, the power of two at or above `TURN_EVERY`
@@ -36,6 +38,22 @@ pub(super) struct WindowBudget {
     withdraw_amount: i64,
     slot: Duration,
     turn: Mutex<Turn>,
+}
+
+/// A value on cache lines of its own (two lines: x86 cores fetch lines in
+/// pairs). For `pending`: with it beside the fields a deposit reads, each
+/// deposit on one core made the next deposit on another miss twice, once to
+/// read them and once to write `pending`. The `budget_deposit/two_threads`
+/// bench measured 39 to 49 ns a deposit before, 25 to 33 ns after.
+#[repr(align(128))]
+struct Alone<T>(T);
+
+impl<T> std::ops::Deref for Alone<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
 
 struct Turn {
@@ -58,7 +76,7 @@ impl WindowBudget {
             .saturating_mul(window.as_secs() as i64)
             .saturating_mul(withdraw_amount);
         Self {
-            pending: AtomicI64::new(0),
+            pending: Alone(AtomicI64::new(0)),
             slots: Default::default(),
             turn_shift: deposit_amount
                 .saturating_mul(TURN_EVERY)
