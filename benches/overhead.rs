@@ -218,9 +218,7 @@ fn budget_deposit(c: &mut Criterion) {
         let budget = budget.clone();
         move || move || budget.deposit()
     });
-    group.bench_function("two_threads", |b| {
-        b.iter(|| black_box(&budget).deposit())
-    });
+    group.bench_function("two_threads", |b| b.iter(|| black_box(&budget).deposit()));
     other.stop();
     group.finish();
 }

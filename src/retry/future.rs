@@ -105,8 +105,9 @@ struct Run<S, C, ReqB: Body, ResB: Body> {
     shared: Arc<Shared<S, C>>,
     template: Option<Template<ReqB>>,
     /// The gate named around the `poll_ready` before the call, when the
-    /// policy names none.
-    scoped: Option<Found>,
+    /// policy names none. A gate other than the first the layer found is
+    /// kept in the rare record: this stays one byte.
+    named: Named,
     attempt: u32,
     max_attempts: u32,
     deposited: bool,
@@ -114,6 +115,25 @@ struct Run<S, C, ReqB: Body, ResB: Body> {
     /// What a request answered at once and not traced does without; made on
     /// first use.
     rare: RareSlot<ResB>,
+}
+
+impl<S, C, ReqB: Body, ResB: Body> Drop for Run<S, C, ReqB, ResB> {
+    // Inlined: a request without a template checks one pointer.
+    #[inline]
+    fn drop(&mut self) {
+        if let Some(template) = self.template.take() {
+            template.recycle();
+        }
+    }
+}
+
+/// Which gate a request's `poll_ready` found named (see [`Found`]).
+#[derive(Clone, Copy)]
+enum Named {
+    None,
+    First,
+    /// The gate is in [`Rare::other_gate`].
+    Other,
 }
 
 /// The [`Rare`] record of a request, if it has one.
@@ -134,6 +154,7 @@ impl<B: Body> RareSlot<B> {
             Box::new(Rare {
                 span: None,
                 retried: None,
+                other_gate: None,
             })
         })
     }
@@ -166,6 +187,9 @@ struct Rare<B: Body> {
     span: Option<Span>,
     /// Made by the first outcome that could be retried.
     retried: Option<Retried<B>>,
+    /// The gate found named, when it is not the first the layer found (a
+    /// retry layer shared by two gate layers' services).
+    other_gate: Option<Found>,
 }
 
 /// What only a request that met a retryable outcome keeps.
@@ -223,13 +247,16 @@ where
         let mut run = Run {
             shared,
             template: None,
-            scoped,
+            named: Named::None,
             attempt: 0,
             max_attempts,
             deposited: false,
             started,
             rare: RareSlot(None),
         };
+        if let Some(found) = scoped {
+            run.name(found);
+        }
         if max_attempts > 1 {
             let cap = run.shared.settings.policy.max_replay_body;
             let body = request.body();
@@ -672,12 +699,11 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         if self.can_retry().is_some() {
             return Step::Return(Err(error));
         }
-        let retry = self.template.as_ref().is_some_and(|t| {
-            self.shared
-                .settings
-                .policy
-                .retry_transport(&*error, &t.method)
-        });
+        let policy = &self.shared.settings.policy;
+        let retry = self
+            .template
+            .as_ref()
+            .is_some_and(|t| policy.retry_transport(&*error, t.method()));
         if !retry {
             return Step::Return(Err(error));
         }
@@ -752,14 +778,33 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
 
     fn gate_closed(&self) -> bool {
         let shared = &self.shared;
-        match (&shared.settings.policy.gate, &self.scoped) {
-            (Some(gate), _) => gate.check().is_err(),
-            (None, Some(found)) => shared
-                .seen
-                .gate(found)
-                .is_some_and(|gate| gate.check().is_err()),
-            (None, None) => false,
+        let gate = match (&shared.settings.policy.gate, self.named) {
+            (Some(gate), _) => return gate.check().is_err(),
+            (None, Named::First) => shared.seen.gate(&Found::First),
+            (None, Named::Other) => self
+                .rare
+                .get()
+                .and_then(|rare| rare.other_gate.as_ref())
+                .and_then(|found| shared.seen.gate(found)),
+            (None, Named::None) => None,
+        };
+        gate.is_some_and(|gate| gate.check().is_err())
+    }
+
+    /// Records the gate found named around the call's `poll_ready`.
+    #[inline]
+    fn name(&mut self, found: Found) {
+        match found {
+            Found::First => self.named = Named::First,
+            other => self.name_other(other),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn name_other(&mut self, other: Found) {
+        self.named = Named::Other;
+        self.rare.make().other_gate = Some(other);
     }
 
     fn give_back(&mut self, outcome: Outcome<ResB>, stop: Stop) -> Outcome<ResB> {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use http::{Extensions, Method, Request, Version};
+use http::{Method, Request};
 use http_body::Body;
 
 use super::head::PackedHead;
@@ -32,14 +32,12 @@ impl<B: Body> Source<B> {
 /// The request's head and a source of bodies: every retry is built from it.
 ///
 /// The first attempt gets the caller's own head; the template keeps the URI
-/// and headers packed in one buffer ([`PackedHead`], reused from request to
-/// request on a thread), so a request that succeeds at once costs a copy of
-/// its head's bytes, not a `HeaderMap` copy and its allocations.
+/// and headers packed in one buffer, with the rest of the head, in a box
+/// ([`PackedHead`], reused from request to request on a thread), so a request
+/// that succeeds at once costs a copy of its head's bytes, not a `HeaderMap`
+/// copy and its allocations.
 pub(crate) struct Template<B: Body> {
-    pub(crate) method: Method,
-    version: Version,
     head: PackedHead,
-    extensions: Extensions,
     source: Source<B>,
 }
 
@@ -49,24 +47,26 @@ impl<B: Body> Template<B> {
     /// request is sent once.
     pub(crate) fn new(request: &Request<B>, source: Source<B>) -> Option<Self> {
         Some(Self {
-            head: PackedHead::pack(request.uri(), request.headers())?,
-            method: request.method().clone(),
-            version: request.version(),
-            extensions: request.extensions().clone(),
+            head: PackedHead::pack(request)?,
             source,
         })
     }
 
+    /// The request's method.
+    pub(crate) fn method(&self) -> &Method {
+        self.head.method()
+    }
+
+    /// Leaves the head's box to the next request on this thread (see
+    /// [`PackedHead::recycle`]).
+    #[inline]
+    pub(crate) fn recycle(self) {
+        self.head.recycle();
+    }
+
     /// A request for the next attempt: a copy of the head and of the body.
-    /// `None` if the packed head no longer parses (see [`PackedHead::unpack`]).
+    /// `None` if the packed head no longer parses (see [`PackedHead::request`]).
     pub(crate) fn request(&self) -> Option<Request<B>> {
-        let (uri, headers) = self.head.unpack()?;
-        let mut request = Request::new(self.source.body());
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = uri;
-        *request.version_mut() = self.version;
-        *request.headers_mut() = headers;
-        *request.extensions_mut() = self.extensions.clone();
-        Some(request)
+        self.head.request(self.source.body())
     }
 }
