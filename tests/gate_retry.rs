@@ -24,7 +24,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use status_server::{Reply, StatusServer};
 use tokio::time::Instant;
-use tower::{BoxError, Service, ServiceBuilder, ServiceExt};
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_guard::backoff::{Backoff, Jitter as BackoffJitter};
 use tower_api_guard::gate::{GateClosed, GateStatus, Jitter, StatusGate, StatusGateLayer};
 use tower_api_guard::retry::{RetryInfo, RetryLayer, Stop};
@@ -273,4 +273,24 @@ async fn get_mut_between_ready_and_call_keeps_the_gate() {
         3,
         "no attempt after the gate closed at 30 s"
     );
+}
+
+/// One retry layer behind two gate layers (its clones share what they have
+/// seen): a request through the second gate checks that gate, not the first
+/// one the layer found (which stays open here).
+#[tokio::test(start_paused = true)]
+async fn a_retry_layer_behind_two_gates_checks_the_one_called_through() {
+    let s = setup().await;
+    let answers = StatusServer::start(Reply::fixture(OPERATIONAL)).await;
+    let first = StatusGate::manual();
+    let shared = retry().layer(client());
+    let mut via_first = StatusGateLayer::new(first.clone()).layer(shared.clone());
+    let req = Request::get(format!("{}/api/v2/summary.json", answers.base_url()))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = via_first.ready().await.unwrap().call(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let via_second = StatusGateLayer::new(s.gate.clone()).layer(shared);
+    no_attempt_after_close(s, via_second).await;
+    assert!(first.is_open(), "the first gate never closed");
 }

@@ -107,7 +107,7 @@ struct Run<S, C, ReqB: Body, ResB: Body> {
     /// The gate named around the `poll_ready` before the call, when the
     /// policy names none. A gate other than the first the layer found is
     /// kept in the rare record: this stays one byte.
-    named: Named,
+    found: FoundGate,
     attempt: u32,
     max_attempts: u32,
     deposited: bool,
@@ -127,9 +127,10 @@ impl<S, C, ReqB: Body, ResB: Body> Drop for Run<S, C, ReqB, ResB> {
     }
 }
 
-/// Which gate a request's `poll_ready` found named (see [`Found`]).
+/// Which gate a request's `poll_ready` found named (see [`Found`]), in
+/// one byte.
 #[derive(Clone, Copy)]
-enum Named {
+enum FoundGate {
     None,
     First,
     /// The gate is in [`Rare::other_gate`].
@@ -247,7 +248,7 @@ where
         let mut run = Run {
             shared,
             template: None,
-            named: Named::None,
+            found: FoundGate::None,
             attempt: 0,
             max_attempts,
             deposited: false,
@@ -778,15 +779,15 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
 
     fn gate_closed(&self) -> bool {
         let shared = &self.shared;
-        let gate = match (&shared.settings.policy.gate, self.named) {
+        let gate = match (&shared.settings.policy.gate, self.found) {
             (Some(gate), _) => return gate.check().is_err(),
-            (None, Named::First) => shared.seen.gate(&Found::First),
-            (None, Named::Other) => self
+            (None, FoundGate::First) => shared.seen.gate(&Found::First),
+            (None, FoundGate::Other) => self
                 .rare
                 .get()
                 .and_then(|rare| rare.other_gate.as_ref())
                 .and_then(|found| shared.seen.gate(found)),
-            (None, Named::None) => None,
+            (None, FoundGate::None) => None,
         };
         gate.is_some_and(|gate| gate.check().is_err())
     }
@@ -795,7 +796,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     #[inline]
     fn name(&mut self, found: Found) {
         match found {
-            Found::First => self.named = Named::First,
+            Found::First => self.found = FoundGate::First,
             other => self.name_other(other),
         }
     }
@@ -803,7 +804,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     #[cold]
     #[inline(never)]
     fn name_other(&mut self, other: Found) {
-        self.named = Named::Other;
+        self.found = FoundGate::Other;
         self.rare.make().other_gate = Some(other);
     }
 
