@@ -801,6 +801,8 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         }
     }
 
+    /// [`Run::name`] for a gate other than the first one the layer found:
+    /// kept in the rare record, so the run stays small for the common case.
     #[cold]
     #[inline(never)]
     fn name_other(&mut self, other: Found) {

@@ -9,8 +9,9 @@
 //! retry needs is copied as bytes into a single buffer; a retry parses it
 //! back (the rare path pays, not the happy one).
 //!
-//! The box and its buffer are reused: a dropped head leaves them to the next
-//! head kept on the same thread ([`SPARE`]), so a thread sending one request
+//! The box and its buffer are reused: a finished request's head, given back
+//! with [`PackedHead::recycle`], leaves them to the next head kept on the same
+//! thread ([`SPARE`]), so a thread sending one request
 //! after another allocates them once, not once a request (an allocation and
 //! a free cost about 140 instructions, a sixth of what keeping a small head
 //! cost with them). Boxed, the kept head takes 8 bytes of the response
@@ -172,7 +173,7 @@ impl PackedHead {
 }
 
 thread_local! {
-    /// The box of the last head dropped on this thread, for the next one. At
+    /// The box of the last head given back on this thread, for the next one. At
     /// most one a thread, with a buffer of at most [`MAX_SPARE`] bytes and
     /// no extensions. Like memory given back to the allocator, it is not
     /// zeroed: the bytes of a past head stay in the buffer until overwritten,
@@ -187,7 +188,7 @@ const MAX_SPARE: usize = 8 * 1024;
 
 /// This thread's spare box, its buffer emptied; a new one if there is none
 /// (or while the thread is being torn down).
-// Inlined here and in `drop` below: each had been a call through the
+// Inlined here and in `recycle`: each had been a call through the
 // dynamic symbol table from the caller's crate (21 instructions a call).
 #[inline]
 fn take_spare() -> Box<Kept> {
