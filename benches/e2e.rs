@@ -14,6 +14,8 @@
 
 use std::convert::Infallible;
 use std::fmt::Debug;
+use std::hint::black_box;
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,7 +27,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use tokio::runtime::Runtime;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::util::MapRequestLayer;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_guard::gate::{StatusGate, StatusGateLayer, StatusGateService};
 use tower_api_guard::retry::{Retry, RetryLayer};
 
@@ -167,7 +170,7 @@ fn profile(variant: &str, calls: u64) {
         }
         other => panic!("unknown E2E_PROFILE variant {other}"),
     };
-    std::hint::black_box(elapsed);
+    black_box(elapsed);
 }
 
 /// Interleaved mode, for a machine whose load drifts (a shared VM):
@@ -177,12 +180,23 @@ fn profile(variant: &str, calls: u64) {
 /// and server on one thread: no cross-thread wake-ups, which on an idle VM
 /// cost more than the layers do), and prints the median requests per second
 /// of each and the median of the per-round ratios.
-#[allow(clippy::print_stdout, clippy::cast_precision_loss)]
+///
+/// Two knobs, to find which part of the layers a row's cost comes from:
+/// - `E2E_LAYERS`: what is compared with bare. `both` (the default), `retry`,
+///   `gate`, `retry_once` (the retry layer allowed one attempt, so it keeps
+///   no copy of the request: the head and body a retry would resend), or
+///   `spin` (no layer of ours: [`spin`] spends a set CPU time before each
+///   request is sent, `E2E_SPIN` iterations).
+/// - `E2E_ROWS`: which rows to run, a comma-separated list of `mt1`, `mt64`,
+///   `ct1` and `ct64` (runtime and concurrency); all four by default.
+#[allow(clippy::print_stdout)]
 fn interleaved(rounds: usize) {
-    println!("| runtime | concurrency | bare req/s (median) | both layers req/s (median) | median per-round ratio | min ratio | max ratio |");
+    let layers = std::env::var("E2E_LAYERS").unwrap_or_else(|_| "both".to_owned());
+    let rows = std::env::var("E2E_ROWS").unwrap_or_else(|_| "mt1,mt64,ct1,ct64".to_owned());
+    println!("| runtime | concurrency | bare req/s (median) | {layers} req/s (median) | median per-round ratio | min ratio | max ratio |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    for flavour in ["multi-thread (2 workers)", "current-thread"] {
-        let rt = if flavour == "current-thread" {
+    for (flavour, tag) in [("multi-thread (2 workers)", "mt"), ("current-thread", "ct")] {
+        let rt = if tag == "ct" {
             support::current_thread()
         } else {
             support::two_workers()
@@ -190,41 +204,125 @@ fn interleaved(rounds: usize) {
         let lb = Loopback::start(&rt);
         let _guard = rt.enter();
         for (concurrency, requests) in [(1_u64, 4_000_u64), (64, 16_000)] {
-            // Warm-up: connections, pools, lazily initialised state.
-            rt.block_on(lb.drive(&lb.bare, requests / 4, concurrency));
-            rt.block_on(lb.drive(&lb.both, requests / 4, concurrency));
-            let (mut bare_rps, mut both_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-            for round in 0..rounds {
-                let rps = |elapsed: Duration| requests as f64 / elapsed.as_secs_f64();
-                let (b, l) = if round % 2 == 0 {
-                    let b = rps(rt.block_on(lb.drive(&lb.bare, requests, concurrency)));
-                    let l = rps(rt.block_on(lb.drive(&lb.both, requests, concurrency)));
-                    (b, l)
-                } else {
-                    let l = rps(rt.block_on(lb.drive(&lb.both, requests, concurrency)));
-                    let b = rps(rt.block_on(lb.drive(&lb.bare, requests, concurrency)));
-                    (b, l)
-                };
-                bare_rps.push(b);
-                both_rps.push(l);
-                ratios.push(l / b);
+            let row = format!("{tag}{concurrency}");
+            if !rows.split(',').any(|r| r.trim() == row) {
+                continue;
             }
-            let median = |v: &mut Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+            let bare = lb.bare.clone();
+            let line = match layers.as_str() {
+                "both" => rounds_of(&rt, &lb, &lb.both, rounds, requests, concurrency),
+                "retry" => {
+                    let svc = RetryLayer::new().layer(bare);
+                    rounds_of(&rt, &lb, &svc, rounds, requests, concurrency)
+                }
+                "retry_once" => {
+                    let once = RetryLayer::new().max_attempts(NonZeroU32::MIN);
+                    rounds_of(&rt, &lb, &once.layer(bare), rounds, requests, concurrency)
+                }
+                "gate" => {
+                    let svc = StatusGateLayer::new(StatusGate::manual()).layer(bare);
+                    rounds_of(&rt, &lb, &svc, rounds, requests, concurrency)
+                }
+                "spin" => {
+                    let svc = MapRequestLayer::new(spin(spin_iterations())).layer(bare);
+                    rounds_of(&rt, &lb, &svc, rounds, requests, concurrency)
+                }
+                other => {
+                    panic!("unknown E2E_LAYERS {other}: both, retry, retry_once, gate or spin")
+                }
             };
-            let (lo, hi) = (
-                ratios.iter().copied().fold(f64::INFINITY, f64::min),
-                ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            );
-            println!(
-                "| {flavour} | {concurrency} | {:.0} | {:.0} | {:.3} | {lo:.3} | {hi:.3} |",
-                median(&mut bare_rps),
-                median(&mut both_rps),
-                median(&mut ratios),
-            );
+            println!("| {flavour} | {concurrency} | {line} |");
         }
     }
+}
+
+/// `E2E_SPIN`, the iterations of [`spin`] (default 400).
+fn spin_iterations() -> u64 {
+    std::env::var("E2E_SPIN")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(400)
+}
+
+/// A request map that only spends CPU time, `iterations` dependent steps,
+/// for `E2E_LAYERS=spin`: how much a row loses to a delay of known length
+/// before each request is sent, with no memory of its own to miss in
+/// cache. Prints what the spin costs a request in memory.
+#[allow(clippy::print_stderr, clippy::cast_precision_loss)]
+fn spin(iterations: u64) -> impl Fn(Request<Full<Bytes>>) -> Request<Full<Bytes>> + Clone {
+    let burn = move || {
+        let mut x = 1_u64;
+        for i in 0..iterations {
+            x = black_box(x.wrapping_mul(31).wrapping_add(i));
+        }
+        black_box(x);
+    };
+    let start = Instant::now();
+    for _ in 0..10_000 {
+        burn();
+    }
+    eprintln!(
+        "spin of {iterations} iterations: {:.0} ns a request in memory",
+        start.elapsed().as_secs_f64() * 1e9 / 10_000.0
+    );
+    move |request| {
+        burn();
+        request
+    }
+}
+
+/// `rounds` rounds of `requests` requests each, bare and through `layered`
+/// in turn; the row's cells from the bare column on.
+#[allow(clippy::cast_precision_loss)]
+fn rounds_of<S, B>(
+    rt: &Runtime,
+    lb: &Loopback,
+    layered: &S,
+    rounds: usize,
+    requests: u64,
+    concurrency: u64,
+) -> String
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Debug,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Debug,
+{
+    // Warm-up: connections, pools, lazily initialised state.
+    rt.block_on(lb.drive(&lb.bare, requests / 4, concurrency));
+    rt.block_on(lb.drive(layered, requests / 4, concurrency));
+    let rps = |elapsed: Duration| requests as f64 / elapsed.as_secs_f64();
+    let bare = || rps(rt.block_on(lb.drive(&lb.bare, requests, concurrency)));
+    let layered = || rps(rt.block_on(lb.drive(layered, requests, concurrency)));
+    let (mut bare_rps, mut layered_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (b, l) = if round % 2 == 0 {
+            let b = bare();
+            (b, layered())
+        } else {
+            let l = layered();
+            (bare(), l)
+        };
+        bare_rps.push(b);
+        layered_rps.push(l);
+        ratios.push(l / b);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let (lo, hi) = (
+        ratios.iter().copied().fold(f64::INFINITY, f64::min),
+        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    format!(
+        "{:.0} | {:.0} | {:.3} | {lo:.3} | {hi:.3}",
+        median(&mut bare_rps),
+        median(&mut layered_rps),
+        median(&mut ratios),
+    )
 }
 
 criterion_group!(benches, e2e);
