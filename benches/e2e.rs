@@ -45,6 +45,29 @@ async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infalli
     Ok(support::json_ok())
 }
 
+/// What [`Loopback::drive`] sends requests through: a service that its tasks
+/// can own, whose responses' bodies they read to the end.
+trait Driven:
+    Service<Request<Full<Bytes>>, Response = Response<Self::Body>, Future: Send, Error: Debug>
+    + Clone
+    + Send
+    + 'static
+{
+    /// The response body.
+    type Body: Body<Data: Send, Error: Debug> + Send + 'static;
+}
+
+impl<S, B> Driven for S
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>, Future: Send, Error: Debug>
+        + Clone
+        + Send
+        + 'static,
+    B: Body<Data: Send, Error: Debug> + Send + 'static,
+{
+    type Body = B;
+}
+
 /// The server on `rt`, the request's URI and body, and the two compared
 /// clients: hyper-util's `Client` bare and behind both layers
 /// (`StatusGateLayer` outside `RetryLayer`, the gate open).
@@ -77,15 +100,7 @@ impl Loopback {
 
     /// Sends `total` requests through `svc` (one of the two clients) over
     /// `concurrency` tasks and returns the elapsed time.
-    async fn drive<S, B>(&self, svc: &S, total: u64, concurrency: u64) -> Duration
-    where
-        S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
-        S::Future: Send,
-        S::Error: Debug,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Debug,
-    {
+    async fn drive<S: Driven>(&self, svc: &S, total: u64, concurrency: u64) -> Duration {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for task in 0..concurrency {
@@ -274,22 +289,14 @@ fn spin(iterations: u64) -> impl Fn(Request<Full<Bytes>>) -> Request<Full<Bytes>
 /// `rounds` rounds of `requests` requests each, bare and through `layered`
 /// in turn; the row's cells from the bare column on.
 #[allow(clippy::cast_precision_loss)]
-fn rounds_of<S, B>(
+fn rounds_of<S: Driven>(
     rt: &Runtime,
     lb: &Loopback,
     layered: &S,
     rounds: usize,
     requests: u64,
     concurrency: u64,
-) -> String
-where
-    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Debug,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Debug,
-{
+) -> String {
     // Warm-up: connections, pools, lazily initialised state.
     rt.block_on(lb.drive(&lb.bare, requests / 4, concurrency));
     rt.block_on(lb.drive(layered, requests / 4, concurrency));
