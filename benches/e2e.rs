@@ -208,6 +208,13 @@ fn profile(variant: &str, calls: u64) {
 fn interleaved(rounds: usize) {
     let layers = std::env::var("E2E_LAYERS").unwrap_or_else(|_| "both".to_owned());
     let rows = std::env::var("E2E_ROWS").unwrap_or_else(|_| "mt1,mt64,ct1,ct64".to_owned());
+    let rows: Vec<&str> = rows.split(',').map(str::trim).collect();
+    if let Some(unknown) = rows
+        .iter()
+        .find(|r| !["mt1", "mt64", "ct1", "ct64"].contains(r))
+    {
+        panic!("unknown E2E_ROWS entry {unknown}: mt1, mt64, ct1 or ct64");
+    }
     println!("| runtime | concurrency | bare req/s (median) | {layers} req/s (median) | median per-round ratio | min ratio | max ratio |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for (flavour, tag) in [("multi-thread (2 workers)", "mt"), ("current-thread", "ct")] {
@@ -219,8 +226,7 @@ fn interleaved(rounds: usize) {
         let lb = Loopback::start(&rt);
         let _guard = rt.enter();
         for (concurrency, requests) in [(1_u64, 4_000_u64), (64, 16_000)] {
-            let row = format!("{tag}{concurrency}");
-            if !rows.split(',').any(|r| r.trim() == row) {
+            if !rows.contains(&format!("{tag}{concurrency}").as_str()) {
                 continue;
             }
             let bare = lb.bare.clone();
