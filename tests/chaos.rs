@@ -343,8 +343,13 @@ async fn chaos_soak() {
     for count in attempts.values() {
         assert!(*count <= MAX_ATTEMPTS);
     }
-    // every kind of outcome happened
-    assert!(tally.ok > REQUESTS / 3, "{tally:?}");
+    // every kind of outcome happened, and most requests that got past the
+    // gate ended in a verified success. Not a share of all requests: a
+    // request the closed gate refuses ends in microseconds and its task
+    // sends the next one at once, so how many fall in the closed 5 ms
+    // windows grows with the machine's speed (45 % of them on a fast run).
+    let reached = REQUESTS - tally.gated;
+    assert!(tally.ok > reached / 3, "{tally:?}");
     assert!(
         tally.ok_error_status > 0 && tally.body_error > 0 && tally.gated > 0 && tally.transport > 0,
         "{tally:?}"
