@@ -294,3 +294,35 @@ async fn a_retry_layer_behind_two_gates_checks_the_one_called_through() {
     no_attempt_after_close(s, via_second).await;
     assert!(first.is_open(), "the first gate never closed");
 }
+
+/// Calls the service it wraps without ever polling its readiness, against
+/// tower's contract (a hyper-util client needs none).
+struct SkipReady<S>(S);
+
+impl<S: Service<R>, R> Service<R> for SkipReady<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: R) -> S::Future {
+        self.0.call(request)
+    }
+}
+
+/// A call made without `poll_ready` names no gate for the retry layer inside
+/// (`gate::scope`), as behind a buffer, and the same remedy holds: the gate
+/// layer still checks every request, and a retry layer given the gate still
+/// stops its retries when it closes.
+#[tokio::test(start_paused = true)]
+async fn a_call_without_poll_ready_is_gated_with_the_gate_given_to_retry() {
+    let s = setup().await;
+    let svc = ServiceBuilder::new()
+        .layer(StatusGateLayer::new(s.gate.clone()))
+        .layer(retry().gate(s.gate.clone()))
+        .service(client());
+    no_attempt_after_close(s, SkipReady(svc)).await;
+}

@@ -10,7 +10,8 @@
 //! behind one is given the gate with
 //! [`RetryLayer::gate`](crate::retry::RetryLayer::gate). Nor does it reach a
 //! call made without `poll_ready`, against tower's contract (the gate layer
-//! still checks every request it forwards).
+//! still checks every request it forwards, and a retry layer given the gate
+//! stops its retries: `tests/gate_retry.rs`).
 //!
 //! Every retry layer whose `poll_ready` runs inside the gate layer's inner
 //! `poll_ready` takes the gate: the services a gate wraps are the ones it

@@ -226,7 +226,8 @@ impl<C: Clone> RetryLayer<C> {
     /// wraps this layer (it names the gate while it polls this one's
     /// readiness) or sits inside it (each attempt passes through it). Needed
     /// when a layer between them drives readiness from another task, such as
-    /// `tower::buffer`.
+    /// `tower::buffer`, or when the stack is called without `poll_ready`
+    /// (against tower's contract).
     pub fn gate(self, gate: StatusGate) -> Self {
         self.with(|s| s.gate = Some(gate))
     }
