@@ -104,10 +104,11 @@ struct Pending<S, B: Body> {
 struct Run<S, C, ReqB: Body, ResB: Body> {
     shared: Arc<Shared<S, C>>,
     template: Option<Template<ReqB>>,
-    /// The gate named around the `poll_ready` before the call, when the
-    /// policy names none. A gate other than the first the layer found is
-    /// kept in the rare record: this stays one byte.
-    found: FoundGate,
+    /// The gate named around the `poll_ready` before the call (when the
+    /// policy names none) is the first one the layer found. Any other gate
+    /// found is in the rare record ([`Rare::other_gate`]), so this stays a
+    /// flag.
+    found_first: bool,
     attempt: u32,
     max_attempts: u32,
     deposited: bool,
@@ -125,16 +126,6 @@ impl<S, C, ReqB: Body, ResB: Body> Drop for Run<S, C, ReqB, ResB> {
             template.recycle();
         }
     }
-}
-
-/// Which gate a request's `poll_ready` found named (see [`Found`]), in
-/// one byte.
-#[derive(Clone, Copy)]
-enum FoundGate {
-    None,
-    First,
-    /// The gate is in [`Rare::other_gate`].
-    Other,
 }
 
 /// The [`Rare`] record of a request, if it has one.
@@ -248,7 +239,7 @@ where
         let mut run = Run {
             shared,
             template: None,
-            found: FoundGate::None,
+            found_first: false,
             attempt: 0,
             max_attempts,
             deposited: false,
@@ -779,15 +770,16 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
 
     fn gate_closed(&self) -> bool {
         let shared = &self.shared;
-        let gate = match (&shared.settings.policy.gate, self.found) {
-            (Some(gate), _) => return gate.check().is_err(),
-            (None, FoundGate::First) => shared.seen.gate(&Found::First),
-            (None, FoundGate::Other) => self
-                .rare
+        if let Some(gate) = &shared.settings.policy.gate {
+            return gate.check().is_err();
+        }
+        let gate = if self.found_first {
+            shared.seen.gate(&Found::First)
+        } else {
+            self.rare
                 .get()
                 .and_then(|rare| rare.other_gate.as_ref())
-                .and_then(|found| shared.seen.gate(found)),
-            (None, FoundGate::None) => None,
+                .and_then(|found| shared.seen.gate(found))
         };
         gate.is_some_and(|gate| gate.check().is_err())
     }
@@ -796,7 +788,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     #[inline]
     fn name(&mut self, found: Found) {
         match found {
-            Found::First => self.found = FoundGate::First,
+            Found::First => self.found_first = true,
             other => self.name_other(other),
         }
     }
@@ -806,7 +798,6 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
     #[cold]
     #[inline(never)]
     fn name_other(&mut self, other: Found) {
-        self.found = FoundGate::Other;
         self.rare.make().other_gate = Some(other);
     }
 
