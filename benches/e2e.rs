@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use tokio::runtime::Runtime;
-use tower::util::MapRequestLayer;
+use tower::util::{MapRequestLayer, MapResponseLayer};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_guard::gate::{StatusGate, StatusGateLayer, StatusGateService};
 use tower_api_guard::retry::{Retry, RetryLayer};
@@ -189,24 +189,33 @@ fn profile(variant: &str, calls: u64) {
 }
 
 /// Interleaved mode, for a machine whose load drifts (a shared VM):
-/// `E2E_INTERLEAVED=<rounds>` alternates bare and layered runs of a fixed
-/// number of requests, round after round (the order flipped each round), on a
-/// multi-thread runtime (2 workers) and on a current-thread runtime (client
-/// and server on one thread: no cross-thread wake-ups, which on an idle VM
-/// cost more than the layers do), and prints the median requests per second
-/// of each and the median of the per-round ratios.
+/// `E2E_INTERLEAVED=<rounds>` runs bare and the layered variants one after
+/// another, a fixed number of requests each, round after round (each round
+/// starts one variant further on, and every other round runs them in
+/// reverse), on a multi-thread runtime (2 workers) and on a current-thread
+/// runtime (client and server on one thread: no cross-thread wake-ups, which
+/// on an idle VM cost more than the layers do). For each variant it prints
+/// the median requests per second of bare and of the variant, the median of
+/// the per-round ratios to bare (with their range), and, when several
+/// variants run, the median per-round ratio to the first one: two variants
+/// compared in one process, round by round, are not at the mercy of the
+/// spread between processes.
 ///
 /// Two knobs, to find which part of the layers a row's cost comes from:
-/// - `E2E_LAYERS`: what is compared with bare. `both` (the default), `retry`,
-///   `gate`, `retry_once` (the retry layer allowed one attempt, so it keeps
-///   no copy of the request: the head and body a retry would resend), or
-///   `spin` (no layer of ours: [`spin`] spends a set CPU time before each
-///   request is sent, `E2E_SPIN` iterations).
+/// - `E2E_LAYERS`: what is compared with bare, a comma-separated list of
+///   variants: `both` (the default), `retry`, `retry_no_budget` (the retry
+///   layer without a budget: no deposit a request), `retry_once` (the retry
+///   layer allowed one attempt, so it keeps no copy of the request: the head
+///   and body a retry would resend), `gate`, `spin` or `spin_after` (no
+///   layer of ours: [`spin`] spends a set CPU time, `E2E_SPIN` iterations,
+///   before each request is sent or after each response's head arrives), and
+///   `none` (bare again: the ratio's noise).
 /// - `E2E_ROWS`: which rows to run, a comma-separated list of `mt1`, `mt64`,
 ///   `ct1` and `ct64` (runtime and concurrency); all four by default.
 #[allow(clippy::print_stdout)]
 fn interleaved(rounds: usize) {
     let layers = std::env::var("E2E_LAYERS").unwrap_or_else(|_| "both".to_owned());
+    let layers: Vec<&str> = layers.split(',').map(str::trim).collect();
     let rows = std::env::var("E2E_ROWS").unwrap_or_else(|_| "mt1,mt64,ct1,ct64".to_owned());
     let rows: Vec<&str> = rows.split(',').map(str::trim).collect();
     if let Some(unknown) = rows
@@ -215,8 +224,9 @@ fn interleaved(rounds: usize) {
     {
         panic!("unknown E2E_ROWS entry {unknown}: mt1, mt64, ct1 or ct64");
     }
-    println!("| runtime | concurrency | bare req/s (median) | {layers} req/s (median) | median per-round ratio | min ratio | max ratio |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let first = layers.first().copied().unwrap_or("both");
+    println!("| runtime | concurrency | layers | bare req/s (median) | layered req/s (median) | median per-round ratio | min ratio | max ratio | ratio to {first} |");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
     for (flavour, tag) in [("multi-thread (2 workers)", "mt"), ("current-thread", "ct")] {
         let rt = if tag == "ct" {
             support::current_thread()
@@ -229,31 +239,76 @@ fn interleaved(rounds: usize) {
             if !rows.contains(&format!("{tag}{concurrency}").as_str()) {
                 continue;
             }
-            let bare = lb.bare.clone();
-            let line = match layers.as_str() {
-                "both" => rounds_of(&rt, &lb, &lb.both, rounds, requests, concurrency),
-                "retry" => {
-                    let svc = RetryLayer::new().layer(bare);
-                    rounds_of(&rt, &lb, &svc, rounds, requests, concurrency)
-                }
-                "retry_once" => {
-                    let once = RetryLayer::new().max_attempts(NonZeroU32::MIN);
-                    rounds_of(&rt, &lb, &once.layer(bare), rounds, requests, concurrency)
-                }
-                "gate" => {
-                    let svc = StatusGateLayer::new(StatusGate::manual()).layer(bare);
-                    rounds_of(&rt, &lb, &svc, rounds, requests, concurrency)
-                }
-                "spin" => {
-                    let svc = MapRequestLayer::new(spin(spin_iterations())).layer(bare);
-                    rounds_of(&rt, &lb, &svc, rounds, requests, concurrency)
-                }
-                other => {
-                    panic!("unknown E2E_LAYERS {other}: both, retry, retry_once, gate or spin")
-                }
+            let mut runners = vec![runner(&rt, &lb, lb.bare.clone())];
+            runners.extend(layers.iter().map(|name| variant(name, &rt, &lb)));
+            let rps = rounds_of(&runners, rounds, requests, concurrency);
+            let Some((bare, layered)) = rps.split_first() else {
+                continue;
             };
-            println!("| {flavour} | {concurrency} | {line} |");
+            for (name, runs) in layers.iter().zip(layered) {
+                let to_bare = per_round(runs, bare);
+                let to_first = per_round(runs, layered.first().unwrap_or(runs));
+                println!(
+                    "| {flavour} | {concurrency} | {name} | {:.0} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} |",
+                    median(bare),
+                    median(runs),
+                    median(&to_bare),
+                    to_bare.iter().copied().fold(f64::INFINITY, f64::min),
+                    to_bare.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    median(&to_first),
+                );
+            }
         }
+    }
+}
+
+/// One column of an interleaved row: a run of `requests` requests over
+/// `concurrency` tasks through one service, in requests per second.
+type Runner<'a> = Box<dyn Fn(u64, u64) -> f64 + 'a>;
+
+/// A [`Runner`] through `svc`.
+#[allow(clippy::cast_precision_loss)]
+fn runner<'a, S: Driven>(rt: &'a Runtime, lb: &'a Loopback, svc: S) -> Runner<'a> {
+    Box::new(move |requests, concurrency| {
+        let elapsed = rt.block_on(lb.drive(&svc, requests, concurrency));
+        requests as f64 / elapsed.as_secs_f64()
+    })
+}
+
+/// The [`Runner`] of the `E2E_LAYERS` variant `name`.
+fn variant<'a>(name: &str, rt: &'a Runtime, lb: &'a Loopback) -> Runner<'a> {
+    let bare = lb.bare.clone();
+    match name {
+        "both" => runner(rt, lb, lb.both.clone()),
+        "retry" => runner(rt, lb, RetryLayer::new().layer(bare)),
+        "retry_no_budget" => runner(rt, lb, RetryLayer::new().no_budget().layer(bare)),
+        "retry_once" => {
+            let once = RetryLayer::new().max_attempts(NonZeroU32::MIN);
+            runner(rt, lb, once.layer(bare))
+        }
+        "gate" => runner(
+            rt,
+            lb,
+            StatusGateLayer::new(StatusGate::manual()).layer(bare),
+        ),
+        "spin" => runner(
+            rt,
+            lb,
+            MapRequestLayer::new(spin(spin_iterations())).layer(bare),
+        ),
+        "spin_after" => {
+            let burn = spin(spin_iterations());
+            let after = move |response| {
+                burn(Request::default());
+                response
+            };
+            runner(rt, lb, MapResponseLayer::new(after).layer(bare))
+        }
+        "none" => runner(rt, lb, bare),
+        other => panic!(
+            "unknown E2E_LAYERS entry {other}: both, retry, retry_no_budget, retry_once, gate, \
+             spin, spin_after or none"
+        ),
     }
 }
 
@@ -266,9 +321,9 @@ fn spin_iterations() -> u64 {
 }
 
 /// A request map that only spends CPU time, `iterations` dependent steps,
-/// for `E2E_LAYERS=spin`: how much a row loses to a delay of known length
-/// before each request is sent, with no memory of its own to miss in
-/// cache. Prints what the spin costs a request in memory.
+/// for `E2E_LAYERS=spin` and `spin_after`: how much a row loses to a delay
+/// of known length at one point of each request, with no memory of its own
+/// to miss in cache. Prints what the spin costs a request in memory.
 #[allow(clippy::print_stderr, clippy::cast_precision_loss)]
 fn spin(iterations: u64) -> impl Fn(Request<Full<Bytes>>) -> Request<Full<Bytes>> + Clone {
     let burn = move || {
@@ -292,50 +347,48 @@ fn spin(iterations: u64) -> impl Fn(Request<Full<Bytes>>) -> Request<Full<Bytes>
     }
 }
 
-/// `rounds` rounds of `requests` requests each, bare and through `layered`
-/// in turn; the row's cells from the bare column on.
-#[allow(clippy::cast_precision_loss)]
-fn rounds_of<S: Driven>(
-    rt: &Runtime,
-    lb: &Loopback,
-    layered: &S,
+/// `rounds` rounds of `requests` requests through each of `runners` (the
+/// first is bare), in turn; the requests per second of each runner, round by
+/// round.
+fn rounds_of(
+    runners: &[Runner<'_>],
     rounds: usize,
     requests: u64,
     concurrency: u64,
-) -> String {
+) -> Vec<Vec<f64>> {
     // Warm-up: connections, pools, lazily initialised state.
-    rt.block_on(lb.drive(&lb.bare, requests / 4, concurrency));
-    rt.block_on(lb.drive(layered, requests / 4, concurrency));
-    let rps = |elapsed: Duration| requests as f64 / elapsed.as_secs_f64();
-    let bare = || rps(rt.block_on(lb.drive(&lb.bare, requests, concurrency)));
-    let layered = || rps(rt.block_on(lb.drive(layered, requests, concurrency)));
-    let (mut bare_rps, mut layered_rps, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
-        let (b, l) = if round % 2 == 0 {
-            let b = bare();
-            (b, layered())
-        } else {
-            let l = layered();
-            (bare(), l)
-        };
-        bare_rps.push(b);
-        layered_rps.push(l);
-        ratios.push(l / b);
+    for run in runners {
+        run(requests / 4, concurrency);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    let (lo, hi) = (
-        ratios.iter().copied().fold(f64::INFINITY, f64::min),
-        ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    );
-    format!(
-        "{:.0} | {:.0} | {:.3} | {lo:.3} | {hi:.3}",
-        median(&mut bare_rps),
-        median(&mut layered_rps),
-        median(&mut ratios),
-    )
+    let n = runners.len();
+    let mut rps = vec![Vec::with_capacity(rounds); n];
+    for round in 0..rounds {
+        for step in 0..n {
+            // Each round starts one runner further on; every other round
+            // goes backwards, so no runner always follows the same one.
+            let i = if round % 2 == 0 {
+                (round + step) % n
+            } else {
+                (round + n - step) % n
+            };
+            if let (Some(run), Some(column)) = (runners.get(i), rps.get_mut(i)) {
+                column.push(run(requests, concurrency));
+            }
+        }
+    }
+    rps
+}
+
+/// The per-round ratios of `runs` to `base`.
+fn per_round(runs: &[f64], base: &[f64]) -> Vec<f64> {
+    runs.iter().zip(base).map(|(r, b)| r / b).collect()
+}
+
+/// The median of `values` (NaN if empty).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 criterion_group!(benches, e2e);
