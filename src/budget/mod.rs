@@ -29,8 +29,9 @@
 //! - **The window**: retries stay a share of the requests made in the last
 //!   10 s, plus a small floor per second for quiet services. It keeps the
 //!   arithmetic of [`tower::retry::budget::TpsBudget`] (on tokio's clock, so
-//!   tests drive it with a paused clock), but a deposit is an atomic add: no
-//!   lock and no clock read on the happy path.
+//!   tests drive it with a paused clock), but a deposit is an atomic add on
+//!   a counter of the calling thread's own: no lock, no clock read and no
+//!   cache line shared with another core on the happy path.
 //! - **The [`Throttle`]**, gRPC's `retryThrottling` from
 //!   [gRFC A6](https://github.com/grpc/proposal/blob/master/A6-client-retries.md#throttling-retry-attempts-and-hedged-rpcs):
 //!   a bucket of tokens, full at first; each failure that asks for a retry

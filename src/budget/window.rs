@@ -1,17 +1,27 @@
 //! A sliding-window retry budget whose deposit, on every request, is one
-//! atomic add: no lock and no clock read on the happy path.
+//! atomic add on a counter of the calling thread's own: no lock, no clock
+//! read and no cache line written by another core on the happy path.
 //!
 //! The arithmetic is `tower::retry::budget::TpsBudget`'s: ten slots cover the
 //! window, a deposit adds `deposit_amount`, a retry takes `withdraw_amount`,
 //! and a reserve of `min_per_sec × window` retries is always there. The
-//! difference is when the window turns: here at a withdrawal (a retry, the
-//! rare path) and about every 64th deposit, under a lock deposits never wait
-//! for. A deposit learns that it is due from the value its add returns, so it
-//! touches no counter of its own.
+//! differences:
+//! - When the window turns: here at a withdrawal (a retry, the rare path)
+//!   and about every 64th deposit of a thread, under a lock deposits never
+//!   wait for. A deposit learns that it is due from the value its add
+//!   returns, so it touches no counter of its own.
+//! - Where deposits go: the deposits since the last turn are split over
+//!   stripes, one counter per thread (threads beyond the stripes share
+//!   them), each on cache lines of its own; a turn and a withdrawal add them
+//!   up. A single counter is the one line every request on every core
+//!   writes, so each deposit after one on another core waited for the line
+//!   to move over.
+//!
 //! Deposits made since the last turn count for the slot being closed, so a
 //! long quiet stretch never saves up retries for a later storm.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,11 +32,17 @@ const SLOTS: usize = 10;
 /// A deposit turns the window about once in this many, so that a busy
 /// service with no retries still lets old deposits expire.
 const TURN_EVERY: i64 = 64;
+/// At most this many stripes: one a core up to 64 cores (a stripe is two
+/// cache lines, so 8 KiB a budget at most).
+const MAX_STRIPES: usize = 64;
 
 pub(super) struct WindowBudget {
-    /// Written by every request, on every core: alone on its cache lines, so
-    /// that the fields every deposit reads stay in each core's cache.
-    pending: Alone<AtomicI64>,
+    /// What was deposited (less what was withdrawn) since the last turn, one
+    /// counter a thread ([`stripe`]); a power of two of them, as many as
+    /// the machine runs threads at once (up to [`MAX_STRIPES`]). Each is
+    /// alone on its cache lines, so that a deposit writes no line that
+    /// another core writes, nor one holding the fields every deposit reads.
+    pending: Box<[Alone<AtomicI64>]>,
     slots: [AtomicI64; SLOTS],
     /// A deposit turns the window when it moves `pending` across a multiple
     /// of `2^turn_shift`, the power of two at or above `TURN_EVERY`
@@ -41,10 +57,12 @@ pub(super) struct WindowBudget {
 }
 
 /// A value on cache lines of its own (two lines: x86 cores fetch lines in
-/// pairs). For `pending`: with it beside the fields a deposit reads, each
-/// deposit on one core made the next deposit on another miss twice, once to
-/// read them and once to write `pending`. The `budget_deposit/two_threads`
-/// bench measured 39 to 49 ns a deposit before, 25 to 33 ns after.
+/// pairs). For a stripe of `pending`: with a single counter beside the
+/// fields a deposit reads, each deposit on one core made the next deposit on
+/// another miss twice, once to read them and once to write the counter. The
+/// `budget_deposit/two_threads` bench measured 39 to 49 ns a deposit, then
+/// 25 to 33 ns with the counter alone, and the stripes take off the one miss
+/// left (BENCHMARKS.md, section 4).
 #[repr(align(128))]
 struct Alone<T>(T);
 
@@ -75,8 +93,12 @@ impl WindowBudget {
         let reserve = i64::from(min_per_sec)
             .saturating_mul(window.as_secs() as i64)
             .saturating_mul(withdraw_amount);
+        let stripes = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, MAX_STRIPES)
+            .next_power_of_two();
         Self {
-            pending: Alone(AtomicI64::new(0)),
+            pending: (0..stripes).map(|_| Alone(AtomicI64::new(0))).collect(),
             slots: Default::default(),
             turn_shift: deposit_amount
                 .saturating_mul(TURN_EVERY)
@@ -101,7 +123,11 @@ impl WindowBudget {
         if elapsed < self.slot {
             return;
         }
-        let pending = self.pending.swap(0, Ordering::AcqRel);
+        let pending = self
+            .pending
+            .iter()
+            .map(|stripe| stripe.swap(0, Ordering::AcqRel))
+            .fold(0, i64::saturating_add);
         let slot = |i: usize| self.slots.get(i % SLOTS);
         if let Some(current) = slot(turn.index) {
             current.store(pending, Ordering::Release);
@@ -121,17 +147,50 @@ impl WindowBudget {
     fn balance(&self) -> i64 {
         self.slots
             .iter()
-            .map(|slot| slot.load(Ordering::Acquire))
-            .fold(self.pending.load(Ordering::Acquire), i64::saturating_add)
-            .saturating_add(self.reserve)
+            .chain(self.pending.iter().map(|stripe| &stripe.0))
+            .map(|counter| counter.load(Ordering::Acquire))
+            .fold(self.reserve, i64::saturating_add)
     }
+
+    /// This thread's stripe of `pending`. `pending` is never empty and its
+    /// length is a power of two, so the mask keeps the index in bounds: this
+    /// is never `None`.
+    #[inline]
+    fn pending(&self) -> Option<&AtomicI64> {
+        let mask = self.pending.len().wrapping_sub(1);
+        self.pending.get(stripe() & mask).map(|stripe| &stripe.0)
+    }
+}
+
+/// The calling thread's stripe number: threads are numbered in the order
+/// they first deposit (or withdraw), in any budget. A stripe count is a power
+/// of two, so consecutive numbers land on different stripes.
+#[inline]
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        /// This thread's number, or `usize::MAX` until it has one.
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    STRIPE
+        .try_with(|stripe| match stripe.get() {
+            usize::MAX => {
+                let number = NEXT.fetch_add(1, Ordering::Relaxed) % MAX_STRIPES;
+                stripe.set(number);
+                number
+            }
+            number => number,
+        })
+        // During the thread's teardown: stripe 0, shared but still counted.
+        .unwrap_or(0)
 }
 
 impl Budget for WindowBudget {
     fn deposit(&self) {
-        let before = self
-            .pending
-            .fetch_add(self.deposit_amount, Ordering::AcqRel);
+        let Some(pending) = self.pending() else {
+            return;
+        };
+        let before = pending.fetch_add(self.deposit_amount, Ordering::AcqRel);
         let after = before.wrapping_add(self.deposit_amount);
         // Arithmetic shifts: a negative `pending` (more withdrawn than
         // deposited since the last turn) crosses boundaries the same way.
@@ -146,12 +205,12 @@ impl Budget for WindowBudget {
     fn withdraw(&self) -> bool {
         let mut turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
         self.turn(&mut turn);
-        if self.balance() >= self.withdraw_amount {
-            self.pending
-                .fetch_sub(self.withdraw_amount, Ordering::AcqRel);
-            true
-        } else {
-            false
+        match self.pending() {
+            Some(pending) if self.balance() >= self.withdraw_amount => {
+                pending.fetch_sub(self.withdraw_amount, Ordering::AcqRel);
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -226,6 +285,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// 250 deposits on each of `threads` threads of their own.
+    fn deposit_on_threads(budget: &WindowBudget, threads: usize) {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| (0..250).for_each(|_| budget.deposit()));
+            }
+        });
+    }
+
+    #[test]
+    fn deposits_on_every_thread_count() {
+        // More threads than stripes on most machines, and a withdrawing
+        // thread whose own stripe holds none of the deposits.
+        let budget = WindowBudget::new(Duration::from_secs(10), 0, 0.1);
+        deposit_on_threads(&budget, 4);
+        let retries = (0..1000).take_while(|_| budget.withdraw()).count();
+        assert_eq!(retries, 100, "1,000 deposits at 10 %");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_on_other_threads_expire_after_the_window() {
+        let budget = WindowBudget::new(Duration::from_secs(10), 0, 0.1);
+        deposit_on_threads(&budget, 4);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(budget.withdraw(), "deposits 5 s old still count");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(!budget.withdraw(), "every stripe's deposits expired");
     }
 
     #[tokio::test(start_paused = true)]
