@@ -22,7 +22,9 @@
 //!
 //! Floor 1 in wall-clock, steadier on a shared machine than criterion's
 //! groups run one after the other: `OVERHEAD_INTERLEAVED=1001 cargo bench
-//! --bench overhead` (rounds of the variants in turn; see `interleaved`).
+//! --bench overhead` (rounds of the variants in turn; see `interleaved`),
+//! and with `OVERHEAD_PROCESSES=<n>` in `n` processes, the median over them
+//! (see `passes`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(missing_docs)]
@@ -384,6 +386,12 @@ fn interleaved(rounds: usize) {
         let at = ((v.len().saturating_sub(1)) as f64 * q).round() as usize;
         v.get(at).copied().unwrap_or(f64::NAN)
     };
+    if std::env::var_os("OVERHEAD_MEDIANS").is_some() {
+        // For `passes`: bare's median time, and the two ratios' medians.
+        let bare = quantile(&mut times[0], 0.5);
+        let (b, r) = (quantile(&mut both, 0.5), quantile(&mut retry, 0.5));
+        println!("medians {bare} {b} {r}");
+    }
     let names = ["bare", "both layers", "retry layer", "`tower::retry`"];
     println!("| variant | median ns a call over {rounds} rounds |");
     println!("|---|---:|");
@@ -424,6 +432,51 @@ fn permutations() -> Vec<[usize; 4]> {
     all
 }
 
+/// Several processes of [`interleaved`], for floor 1 in wall-clock:
+/// `OVERHEAD_PROCESSES=<n>` (with `OVERHEAD_INTERLEAVED=<rounds>`) runs the
+/// interleaved mode in `n` processes of this binary, one after another, and
+/// prints each one's medians and the median over the processes. Within a
+/// process the per-round ratios sit close together, but from one process to
+/// the next their median moves by more than that (BENCHMARKS.md, section
+/// 1), so one process is one sample.
+#[allow(clippy::print_stdout)]
+fn passes(processes: usize) {
+    let exe = std::env::current_exe().expect("the bench binary's path");
+    println!("| process | bare ns a call | both layers ÷ `tower::retry` | retry layer ÷ `tower::retry` |");
+    println!("|---:|---:|---:|---:|");
+    let (mut both, mut retry) = (Vec::new(), Vec::new());
+    for pass in 1..=processes {
+        let out = std::process::Command::new(&exe)
+            .env_remove("OVERHEAD_PROCESSES")
+            .env("OVERHEAD_MEDIANS", "1")
+            .output()
+            .expect("a pass of the interleaved mode");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let medians: Vec<f64> = text
+            .lines()
+            .find_map(|line| line.strip_prefix("medians "))
+            .expect("the pass's medians line")
+            .split(' ')
+            .map(|n| n.parse().expect("a median"))
+            .collect();
+        let [bare, b, r] = medians[..] else {
+            panic!("three medians, not {medians:?}");
+        };
+        println!("| {pass} | {bare:.1} | {b:.3} | {r:.3} |");
+        both.push(b);
+        retry.push(r);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    println!(
+        "| median of the processes | | **{:.3}** | {:.3} |",
+        median(&mut both),
+        median(&mut retry)
+    );
+}
+
 criterion_group!(benches, happy_path, gate_check, budget_deposit);
 
 fn main() {
@@ -431,7 +484,13 @@ fn main() {
         .ok()
         .and_then(|n| n.parse().ok())
     {
-        interleaved(rounds);
+        match std::env::var("OVERHEAD_PROCESSES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+        {
+            Some(processes) => passes(processes),
+            None => interleaved(rounds),
+        }
         return;
     }
     if let Some((variant, calls)) =
