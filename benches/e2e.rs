@@ -35,7 +35,7 @@ use tower_api_guard::retry::{Retry, RetryLayer};
 #[allow(dead_code)]
 mod support;
 
-use support::{request_to, shared_body};
+use support::{median, request_to, shared_body};
 
 /// The server's answer to everything: 200, the small JSON body
 /// ([`support::json_ok`]).
@@ -291,15 +291,18 @@ fn variant<'a>(name: &str, rt: &'a Runtime, lb: &'a Loopback) -> Runner<'a> {
             lb,
             StatusGateLayer::new(StatusGate::manual()).layer(bare),
         ),
-        "spin" => runner(
-            rt,
-            lb,
-            MapRequestLayer::new(spin(spin_iterations())).layer(bare),
-        ),
+        "spin" => {
+            let burn = spin(spin_iterations());
+            let before = move |request| {
+                burn();
+                request
+            };
+            runner(rt, lb, MapRequestLayer::new(before).layer(bare))
+        }
         "spin_after" => {
             let burn = spin(spin_iterations());
             let after = move |response| {
-                burn(Request::default());
+                burn();
                 response
             };
             runner(rt, lb, MapResponseLayer::new(after).layer(bare))
@@ -320,12 +323,12 @@ fn spin_iterations() -> u64 {
         .unwrap_or(400)
 }
 
-/// A request map that only spends CPU time, `iterations` dependent steps,
-/// for `E2E_LAYERS=spin` and `spin_after`: how much a row loses to a delay
-/// of known length at one point of each request, with no memory of its own
-/// to miss in cache. Prints what the spin costs a request in memory.
+/// A function that only spends CPU time, `iterations` dependent steps, for
+/// `E2E_LAYERS=spin` and `spin_after`: how much a row loses to a delay of
+/// known length at one point of each request, with no memory of its own to
+/// miss in cache. Prints what the spin costs a request in memory.
 #[allow(clippy::print_stderr, clippy::cast_precision_loss)]
-fn spin(iterations: u64) -> impl Fn(Request<Full<Bytes>>) -> Request<Full<Bytes>> + Clone {
+fn spin(iterations: u64) -> impl Fn() + Clone {
     let burn = move || {
         let mut x = 1_u64;
         for i in 0..iterations {
@@ -341,10 +344,7 @@ fn spin(iterations: u64) -> impl Fn(Request<Full<Bytes>>) -> Request<Full<Bytes>
         "spin of {iterations} iterations: {:.0} ns a request in memory",
         start.elapsed().as_secs_f64() * 1e9 / 10_000.0
     );
-    move |request| {
-        burn();
-        request
-    }
+    burn
 }
 
 /// `rounds` rounds of `requests` requests through each of `runners` (the
@@ -382,13 +382,6 @@ fn rounds_of(
 /// The per-round ratios of `runs` to `base`.
 fn per_round(runs: &[f64], base: &[f64]) -> Vec<f64> {
     runs.iter().zip(base).map(|(r, b)| r / b).collect()
-}
-
-/// The median of `values` (NaN if empty).
-fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 criterion_group!(benches, e2e);

@@ -451,6 +451,11 @@ fn passes(processes: usize) {
             .env("OVERHEAD_MEDIANS", "1")
             .output()
             .expect("a pass of the interleaved mode");
+        assert!(
+            out.status.success(),
+            "pass {pass} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         let medians: Vec<f64> = text
             .lines()
@@ -466,14 +471,10 @@ fn passes(processes: usize) {
         both.push(b);
         retry.push(r);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
     println!(
         "| median of the processes | | **{:.3}** | {:.3} |",
-        median(&mut both),
-        median(&mut retry)
+        support::median(&both),
+        support::median(&retry)
     );
 }
 

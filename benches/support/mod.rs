@@ -178,3 +178,10 @@ pub(crate) fn profile_mode(
         .unwrap_or(default_calls);
     Some((variant, calls))
 }
+
+/// The median of `values` (the upper one of an even count; NaN if empty).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
