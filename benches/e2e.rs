@@ -292,19 +292,11 @@ fn variant<'a>(name: &str, rt: &'a Runtime, lb: &'a Loopback) -> Runner<'a> {
             StatusGateLayer::new(StatusGate::manual()).layer(bare),
         ),
         "spin" => {
-            let burn = spin(spin_iterations());
-            let before = move |request| {
-                burn();
-                request
-            };
+            let before = spun(spin(spin_iterations()));
             runner(rt, lb, MapRequestLayer::new(before).layer(bare))
         }
         "spin_after" => {
-            let burn = spin(spin_iterations());
-            let after = move |response| {
-                burn();
-                response
-            };
+            let after = spun(spin(spin_iterations()));
             runner(rt, lb, MapResponseLayer::new(after).layer(bare))
         }
         "none" => runner(rt, lb, bare),
@@ -345,6 +337,15 @@ fn spin(iterations: u64) -> impl Fn() + Clone {
         start.elapsed().as_secs_f64() * 1e9 / 10_000.0
     );
     burn
+}
+
+/// A map that runs `burn` and hands its value on unchanged: a request map
+/// for `spin`, a response map for `spin_after`.
+fn spun<T>(burn: impl Fn() + Clone) -> impl Fn(T) -> T + Clone {
+    move |value| {
+        burn();
+        value
+    }
 }
 
 /// `rounds` rounds of `requests` requests through each of `runners` (the
