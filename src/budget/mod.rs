@@ -30,8 +30,10 @@
 //!   10 s, plus a small floor per second for quiet services. It keeps the
 //!   arithmetic of [`tower::retry::budget::TpsBudget`] (on tokio's clock, so
 //!   tests drive it with a paused clock), but a deposit is an atomic add on
-//!   a counter of the calling thread's own: no lock, no clock read and no
-//!   cache line shared with another core on the happy path.
+//!   the calling thread's stripe of the counter (one a thread, as many as
+//!   the machine runs threads at once): no lock and no clock read on the
+//!   happy path, and no line another thread writes while there are no more
+//!   threads than stripes.
 //! - **The [`Throttle`]**, gRPC's `retryThrottling` from
 //!   [gRFC A6](https://github.com/grpc/proposal/blob/master/A6-client-retries.md#throttling-retry-attempts-and-hedged-rpcs):
 //!   a bucket of tokens, full at first; each failure that asks for a retry

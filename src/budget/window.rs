@@ -1,6 +1,7 @@
 //! A sliding-window retry budget whose deposit, on every request, is one
-//! atomic add on a counter of the calling thread's own: no lock, no clock
-//! read and no cache line written by another core on the happy path.
+//! atomic add on the calling thread's stripe: no lock and no clock read on
+//! the happy path, and, while there are no more threads than stripes, no
+//! cache line that another thread writes.
 //!
 //! The arithmetic is `tower::retry::budget::TpsBudget`'s: ten slots cover the
 //! window, a deposit adds `deposit_amount`, a retry takes `withdraw_amount`,
@@ -9,7 +10,7 @@
 //! - When the window turns: here at a withdrawal (a retry, the rare path)
 //!   and about every 64th deposit of a thread, under a lock deposits never
 //!   wait for. A deposit learns that it is due from the value its add
-//!   returns, so it touches no counter of its own.
+//!   returns, so it keeps no count of deposits besides the one it adds to.
 //! - Where deposits go: the deposits since the last turn are split over
 //!   stripes, one counter per thread (threads beyond the stripes share
 //!   them), each on cache lines of its own; a turn and a withdrawal add them
@@ -61,8 +62,9 @@ pub(super) struct WindowBudget {
 /// fields a deposit reads, each deposit on one core made the next deposit on
 /// another miss twice, once to read them and once to write the counter. The
 /// `budget_deposit/two_threads` bench measured 39 to 49 ns a deposit, then
-/// 25 to 33 ns with the counter alone, and the stripes take off the one miss
-/// left (BENCHMARKS.md, section 4).
+/// 25 to 33 ns with the counter alone; later, on a faster machine, 10.8 to
+/// 12.2 ns with the single counter and 7.8 to 8.1 ns with a stripe a thread
+/// (BENCHMARKS.md, section 4).
 #[repr(align(128))]
 struct Alone<T>(T);
 
