@@ -54,6 +54,7 @@
 pub mod backoff;
 pub mod budget;
 pub mod classify;
+mod cold;
 pub mod gate;
 pub mod hint;
 #[cfg(any(feature = "tonic", feature = "reqwest", feature = "axum"))]

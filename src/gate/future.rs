@@ -15,6 +15,7 @@ use tower::BoxError;
 use super::body::{response_503, GateBody};
 use super::error::GateClosed;
 use super::handle::StatusGate;
+use crate::cold::cold_path;
 
 /// A probe that succeeded (2xx) opens the gate locally.
 fn settle_probe<B>(probe: &mut Option<StatusGate>, resp: &Response<B>) {
@@ -72,7 +73,10 @@ where
             // measured 14 instructions more).
             KindProj::Forward { fut, probe: None } => match ready!(fut.poll(cx)) {
                 Ok(resp) => Poll::Ready(Ok(resp)),
-                Err(error) => Poll::Ready(Err(error.into())),
+                Err(error) => {
+                    cold_path();
+                    Poll::Ready(Err(error.into()))
+                }
             },
             KindProj::Forward { fut, probe } => match ready!(fut.poll(cx)) {
                 Ok(resp) => {
@@ -81,10 +85,13 @@ where
                 }
                 Err(error) => Poll::Ready(Err(error.into())),
             },
-            KindProj::Ready { answer } => Poll::Ready(Err(match answer.take() {
-                Some(closed) => closed.into(),
-                None => "ResponseFuture polled after completion".into(),
-            })),
+            KindProj::Ready { answer } => {
+                cold_path();
+                Poll::Ready(Err(match answer.take() {
+                    Some(closed) => closed.into(),
+                    None => "ResponseFuture polled after completion".into(),
+                }))
+            }
         }
     }
 }

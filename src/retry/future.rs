@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower::Service;
+use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
 use tracing::Span;
 
 use super::body::{Collect, Prefetch, Prefetched, ResponseBody, Watch};
@@ -21,6 +22,7 @@ use super::service::{Retry, Shared};
 use super::stream_start::FirstEvent;
 use super::template::{Source, Template};
 use crate::classify::{Classify, ErrorBody, Head, RetryReason, Verdict};
+use crate::cold::cold_path;
 use crate::gate::scope::Found;
 use crate::gate::GateClosed;
 use crate::hint::delay_hint;
@@ -229,12 +231,17 @@ where
     pub(crate) fn new(retry: &mut Retry<S, C>, request: Request<ReqB>) -> Self {
         let (service, shared, scoped) = retry.for_call();
         let policy = &shared.settings.policy;
-        let max_attempts = request
-            .extensions()
-            .get::<RetryControl>()
-            .and_then(RetryControl::attempts)
-            .unwrap_or(policy.max_attempts)
-            .get();
+        let max_attempts = if request.extensions().is_empty() {
+            policy.max_attempts.get()
+        } else {
+            cold_path();
+            request
+                .extensions()
+                .get::<RetryControl>()
+                .and_then(RetryControl::attempts)
+                .unwrap_or(policy.max_attempts)
+                .get()
+        };
         let started = policy.deadline.map(|_| Instant::now());
         let mut run = Run {
             shared,
@@ -265,6 +272,7 @@ where
                     }
                 }
                 Replay::Buffer(rebuild) if body.size_hint().lower() <= cap => {
+                    cold_path();
                     // The ready instance waits with the body being read; a
                     // clone takes its place in the service.
                     let (head, body) = request.into_parts();
@@ -281,10 +289,13 @@ where
                     };
                 }
                 Replay::Once => {}
-                Replay::Clone(_) | Replay::Buffer(_) => tracing::debug!(
-                    max_replay_body = cap,
-                    "request body over the replay cap: sent once, not retried"
-                ),
+                Replay::Clone(_) | Replay::Buffer(_) => {
+                    cold_path();
+                    tracing::debug!(
+                        max_replay_body = cap,
+                        "request body over the replay cap: sent once, not retried"
+                    );
+                }
             }
         }
         let future = run.call(service, request);
@@ -306,10 +317,79 @@ where
     type Output = Outcome<ResB>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let run = this.run;
+        let this = self.project();
+        let (mut state, run) = (this.state, this.run);
+        // Only an attempt in flight is polled here; every other state, and
+        // an outcome that is not handed on at once, goes to `drive`, out of
+        // line. On loopback the layers' code and stack are evicted between
+        // requests (by the kernel's and the client's), so each cache line of
+        // them a request touches is a miss: kept apart, the common path runs
+        // through fewer lines of code and a smaller stack frame.
         loop {
-            let step = match this.state.as_mut().project() {
+            let step = match state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    // Not a block yielding the outcome past the guard's drop:
+                    // that cost a copy of the response (about 35 instructions).
+                    let entered = run.span().map(Span::enter);
+                    let poll = future.poll(cx);
+                    drop(entered);
+                    // Judged where the poll left it, before it is moved out:
+                    // judging the moved response kept a copy of it (about 30
+                    // instructions).
+                    let judged = match &poll {
+                        Poll::Ready(Ok(response)) => run.judge(response),
+                        Poll::Ready(Err(_)) | Poll::Pending => Judged::HandOn(Stop::Final),
+                    };
+                    match ready!(poll) {
+                        Ok(response) => match judged {
+                            // The common case, kept out of `Step` so the
+                            // response is moved once.
+                            Judged::HandOn(stop) => {
+                                let response = run.hand_on(response, stop);
+                                state.set(State::Done);
+                                return Poll::Ready(Ok(response));
+                            }
+                            Judged::Act(act) => {
+                                cold_path();
+                                Some(run.on_response(response, act))
+                            }
+                        },
+                        Err(error) => {
+                            cold_path();
+                            Some(run.on_error(error.into()))
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if let Some(outcome) = ready!(drive(state.as_mut(), run, cx, step)) {
+                return Poll::Ready(outcome);
+            }
+        }
+    }
+}
+
+/// The states of [`ResponseFuture::poll`] but an attempt in flight, from
+/// `step` when there is one (what an attempt's outcome calls for). Ready
+/// with `None` when a new attempt is in flight, for `poll` to poll.
+#[inline(never)]
+fn drive<S, C, ReqB, ResB>(
+    mut state: Pin<&mut State<S::Future, S, ReqB, ResB>>,
+    run: &mut Run<S, C, ReqB, ResB>,
+    cx: &mut Context<'_>,
+    mut step: Option<Step<ResB>>,
+) -> Poll<Option<Outcome<ResB>>>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify,
+    ReqB: ReplayBody,
+    ResB: Body,
+{
+    loop {
+        let next = match step.take() {
+            Some(next) => next,
+            None => match state.as_mut().project() {
                 StateProj::Buffering { pending } => {
                     let Pending {
                         buffering,
@@ -319,8 +399,8 @@ where
                     } = &mut **pending;
                     let outcome = ready!(buffering.poll_buffer(cx));
                     let Some(head) = head.take() else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(polled_after_completion()));
+                        state.set(State::Done);
+                        return Poll::Ready(Some(Err(polled_after_completion())));
                     };
                     let request = match outcome {
                         BufferOutcome::Complete(buffered) => {
@@ -343,56 +423,33 @@ where
                     // NOTE: `service` is still the instance that `Retry::poll_ready`
                     // drove to readiness; it has not been called yet.
                     let future = run.call(service, request);
-                    this.state.set(State::Calling { future });
-                    continue;
+                    state.set(State::Calling { future });
+                    return Poll::Ready(None);
                 }
                 StateProj::Ready { service } => {
                     // NOTE: every retry reserves capacity again before calling.
                     if let Err(error) = ready!(service.poll_ready(cx)) {
-                        this.state.set(State::Done);
-                        return Poll::Ready(Err(error.into()));
+                        state.set(State::Done);
+                        return Poll::Ready(Some(Err(error.into())));
                     }
                     // The gate may have closed while the copy was made ready.
                     if run.gate_closed() {
-                        this.state.set(State::Done);
-                        return Poll::Ready(run.give_back_last(Stop::GateClosed));
+                        state.set(State::Done);
+                        return Poll::Ready(Some(run.give_back_last(Stop::GateClosed)));
                     }
                     // A retry is planned only with a template (`Run::can_retry`);
                     // `None` here is a head that no longer parses.
                     let Some(request) = run.template.as_ref().and_then(Template::request) else {
-                        this.state.set(State::Done);
-                        return Poll::Ready(run.give_back_last(Stop::NotReplayable));
+                        state.set(State::Done);
+                        return Poll::Ready(Some(run.give_back_last(Stop::NotReplayable)));
                     };
                     let future = run.call(service, request);
-                    this.state.set(State::Calling { future });
-                    continue;
+                    state.set(State::Calling { future });
+                    return Poll::Ready(None);
                 }
-                StateProj::Calling { future } => {
-                    // Not a block yielding the outcome past the guard's drop:
-                    // that cost a copy of the response (about 35 instructions).
-                    let entered = run.span().map(Span::enter);
-                    let poll = future.poll(cx);
-                    drop(entered);
-                    // Judged where the poll left it, before it is moved out:
-                    // judging the moved response kept a copy of it (about 30
-                    // instructions). The other arms do not read `judged`.
-                    let judged = match &poll {
-                        Poll::Ready(Ok(response)) => run.judge(response),
-                        Poll::Ready(Err(_)) | Poll::Pending => Judged::HandOn(Stop::Final),
-                    };
-                    match ready!(poll) {
-                        Ok(response) => match judged {
-                            // The common case, kept out of `Step` so the
-                            // response is moved once.
-                            Judged::HandOn(stop) => {
-                                this.state.set(State::Done);
-                                return Poll::Ready(Ok(run.hand_on(response, stop)));
-                            }
-                            Judged::Act(act) => run.on_response(response, act),
-                        },
-                        Err(error) => run.on_error(error.into()),
-                    }
-                }
+                // Polled by `ResponseFuture::poll`, which calls this only
+                // for other states (or with a step).
+                StateProj::Calling { .. } => return Poll::Ready(None),
                 StateProj::Reading { read } => {
                     let read = read.as_mut().project();
                     ready!(run.poll_read(read.parts, read.prefetch, cx))
@@ -408,22 +465,22 @@ where
                     // none of the inner service's capacity (a concurrency
                     // limit's permit, a buffer's slot).
                     if run.gate_closed() {
-                        this.state.set(State::Done);
-                        return Poll::Ready(run.give_back_last(Stop::GateClosed));
+                        state.set(State::Done);
+                        return Poll::Ready(Some(run.give_back_last(Stop::GateClosed)));
                     }
                     let service = Box::new(run.shared.service());
-                    this.state.set(State::Ready { service });
+                    state.set(State::Ready { service });
                     continue;
                 }
-                StateProj::Done => return Poll::Ready(Err(polled_after_completion())),
-            };
-            match step {
-                Step::Return(outcome) => {
-                    this.state.set(State::Done);
-                    return Poll::Ready(outcome);
-                }
-                Step::Next(next) => next.apply(this.state.as_mut()),
+                StateProj::Done => return Poll::Ready(Some(Err(polled_after_completion()))),
+            },
+        };
+        match next {
+            Step::Return(outcome) => {
+                state.set(State::Done);
+                return Poll::Ready(Some(outcome));
             }
+            Step::Next(next) => next.apply(state.as_mut()),
         }
     }
 }
@@ -464,6 +521,16 @@ impl Judge for FirstEvent {
             _ => Verdict::Final,
         }
     }
+}
+
+/// Whether a `content-type` value is `text/event-stream` (any case, with
+/// or without parameters). On bytes: a `str` view would check UTF-8 and trim
+/// Unicode spaces, code that every response ran for nothing.
+fn is_event_stream(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b';')
+        .next()
+        .is_some_and(|mime| mime.trim_ascii().eq_ignore_ascii_case(b"text/event-stream"))
 }
 
 fn polled_after_completion() -> BoxError {
@@ -538,10 +605,25 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         S: Service<Request<ReqB>>,
     {
         self.attempt = self.attempt.saturating_add(1);
+        // The check `debug_span!` starts with, made here so that the rest of
+        // the macro is out of line when debug events are off.
+        if STATIC_MAX_LEVEL >= LevelFilter::DEBUG && LevelFilter::current() >= LevelFilter::DEBUG {
+            cold_path();
+            self.open_span(request.method());
+        } else if let Some(rare) = self.rare.get_mut() {
+            rare.span = None;
+        }
+        let _entered = self.span().map(Span::enter);
+        service.call(request)
+    }
+
+    /// Makes the attempt's span, if a subscriber has it enabled.
+    #[inline(never)]
+    fn open_span(&mut self, method: &Method) {
         let span = tracing::debug_span!(
             "attempt",
             http.request.resend_count = self.attempt - 1,
-            http.request.method = %request.method(),
+            http.request.method = %method,
         );
         // Assigned only when there is a span: replacing `None` by `None`
         // still called the old value's drop.
@@ -550,8 +632,6 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         } else if let Some(rare) = self.rare.get_mut() {
             rare.span = None;
         }
-        let _entered = self.span().map(Span::enter);
-        service.call(request)
     }
 
     fn can_retry(&self) -> Option<Stop> {
@@ -634,9 +714,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
             && response
                 .headers()
                 .get(http::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.split(';').next())
-                .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("text/event-stream"))
+                .is_some_and(|value| is_event_stream(value.as_bytes()))
     }
 
     /// Drives the read of an error body or a stream's start, then judges it.
@@ -863,5 +941,33 @@ where
                 &self.run.retried().map_or(Duration::ZERO, |r| r.total_delay),
             )
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_event_stream;
+
+    #[test]
+    fn an_event_stream_is_known_by_its_media_type_alone() {
+        for value in [
+            &b"text/event-stream"[..],
+            b"Text/Event-Stream",
+            b"text/event-stream; charset=utf-8",
+            b" text/event-stream ;charset=utf-8",
+            // Bytes a `str` view refuses, in a parameter, do not hide it.
+            b"text/event-stream; name=\xe9t\xe9",
+        ] {
+            assert!(is_event_stream(value), "{value:?}");
+        }
+        for value in [
+            &b"application/json"[..],
+            b"text/event-streams",
+            b"text/event",
+            b"",
+            b";text/event-stream",
+        ] {
+            assert!(!is_event_stream(value), "{value:?}");
+        }
     }
 }

@@ -31,6 +31,8 @@ use http::header::{HeaderName, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Extensions, HeaderMap, Method, Request, Uri, Version};
 
+use crate::cold::cold_path;
+
 const SENSITIVE: u8 = 1;
 /// Flags byte + two `u32` lengths.
 const ENTRY_HEADER: usize = 1 + 4 + 4;
@@ -110,6 +112,7 @@ impl PackedHead {
         // Under `ABSENT`, so no part's length was cut or is the sentinel,
         // and (at 9 bytes or more an entry) neither was the count.
         if buf.len() >= ABSENT as usize {
+            cold_path();
             return None;
         }
         kept.scheme = scheme;
@@ -119,6 +122,7 @@ impl PackedHead {
         kept.method.clone_from(request.method());
         kept.version = request.version();
         if !request.extensions().is_empty() {
+            cold_path();
             kept.extensions = request.extensions().clone();
         }
         Some(Self(kept))
