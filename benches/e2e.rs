@@ -101,6 +101,19 @@ impl Loopback {
     /// Sends `total` requests through `svc` (one of the two clients) over
     /// `concurrency` tasks and returns the elapsed time.
     async fn drive<S: Driven>(&self, svc: &S, total: u64, concurrency: u64) -> Duration {
+        self.drive_counting(svc, total, concurrency, false).await.0
+    }
+
+    /// [`drive`](Self::drive), and with `count_moves` the number of times a
+    /// task was on another thread than at its previous request's start or
+    /// response (two looks a request).
+    async fn drive_counting<S: Driven>(
+        &self,
+        svc: &S,
+        total: u64,
+        concurrency: u64,
+        count_moves: bool,
+    ) -> (Duration, u64) {
         let start = Instant::now();
         let mut tasks = Vec::new();
         for task in 0..concurrency {
@@ -112,7 +125,9 @@ impl Loopback {
             let uri = self.uri.clone();
             let body = self.body.clone();
             tasks.push(tokio::spawn(async move {
+                let mut moves = Moves::new(count_moves);
                 for _ in 0..share {
+                    moves.look();
                     let response = svc
                         .ready()
                         .await
@@ -120,16 +135,106 @@ impl Loopback {
                         .call(request_to(&uri, body.clone()))
                         .await
                         .unwrap();
+                    moves.look();
                     assert_eq!(response.status(), 200);
                     response.into_body().collect().await.unwrap();
                 }
+                moves.count
             }));
         }
+        let mut moves = 0;
         for task in tasks {
-            task.await.unwrap();
+            moves += task.await.unwrap();
         }
-        start.elapsed()
+        (start.elapsed(), moves)
     }
+}
+
+/// Counts the times a task is seen on another thread than at the last look.
+struct Moves {
+    last: Option<std::thread::ThreadId>,
+    count: u64,
+    on: bool,
+}
+
+impl Moves {
+    fn new(on: bool) -> Self {
+        Self {
+            last: None,
+            count: 0,
+            on,
+        }
+    }
+
+    fn look(&mut self) {
+        if self.on {
+            let here = std::thread::current().id();
+            if self.last.is_some_and(|last| last != here) {
+                self.count += 1;
+            }
+            self.last = Some(here);
+        }
+    }
+}
+
+/// What a run cost the runtime's scheduler (`E2E_SCHED=1`), summed over runs.
+#[derive(Clone, Copy, Default)]
+struct Sched {
+    /// Times a worker parked (tokio's `worker_park_count`, all workers).
+    parks: u64,
+    /// The process's voluntary context switches (`/proc/self/task/*/status`).
+    switches: u64,
+    /// Thread changes of the sending tasks (see [`Moves`]).
+    moves: u64,
+    /// Connections the server accepted.
+    accepted: u64,
+    requests: u64,
+}
+
+impl Sched {
+    fn add(&mut self, other: Self) {
+        self.parks += other.parks;
+        self.switches += other.switches;
+        self.moves += other.moves;
+        self.accepted += other.accepted;
+        self.requests += other.requests;
+    }
+
+    /// `(parks, switches, moves)` a request.
+    #[allow(clippy::cast_precision_loss)]
+    fn per_request(&self) -> (f64, f64, f64) {
+        let n = self.requests.max(1) as f64;
+        (
+            self.parks as f64 / n,
+            self.switches as f64 / n,
+            self.moves as f64 / n,
+        )
+    }
+}
+
+/// Worker parks so far, over all of `rt`'s workers.
+fn parks(rt: &Runtime) -> u64 {
+    let metrics = rt.metrics();
+    (0..metrics.num_workers())
+        .map(|w| metrics.worker_park_count(w))
+        .sum()
+}
+
+/// The process's voluntary context switches so far, over its threads.
+fn switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .filter_map(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("voluntary_ctxt_switches:")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+        })
+        .sum()
 }
 
 fn e2e(c: &mut Criterion) {
@@ -212,6 +317,17 @@ fn profile(variant: &str, calls: u64) {
 ///   `none` (bare again: the ratio's noise).
 /// - `E2E_ROWS`: which rows to run, a comma-separated list of `mt1`, `mt64`,
 ///   `ct1` and `ct64` (runtime and concurrency); all four by default.
+///
+/// And two for the measurement itself:
+/// - `E2E_BLOCK=<n>`: within a round, the variants take turns `n` requests
+///   at a time rather than a whole round each (400 is about 20 ms at
+///   concurrency 1), so they share the machine's drift at that grain: the
+///   per-round ratios then spread about four times less.
+/// - `E2E_SCHED=1`: prints, for each variant, the worker parks and the
+///   voluntary context switches a request, the times a sending task was on
+///   another thread than at its last look (two looks a request), and the
+///   connections the server accepted: what the layers might change in the
+///   runtime's work besides their own.
 #[allow(clippy::print_stdout)]
 fn interleaved(rounds: usize) {
     let layers = std::env::var("E2E_LAYERS").unwrap_or_else(|_| "both".to_owned());
@@ -241,10 +357,21 @@ fn interleaved(rounds: usize) {
             }
             let mut runners = vec![runner(&rt, &lb, lb.bare.clone())];
             runners.extend(layers.iter().map(|name| variant(name, &rt, &lb)));
-            let rps = rounds_of(&runners, rounds, requests, concurrency);
+            let block = std::env::var("E2E_BLOCK").ok().and_then(|n| n.parse().ok());
+            let (rps, sched) = rounds_of(&runners, rounds, requests, concurrency, block);
             let Some((bare, layered)) = rps.split_first() else {
                 continue;
             };
+            if std::env::var_os("E2E_SCHED").is_some() {
+                let names = std::iter::once(&"bare").chain(layers.iter());
+                for (name, cost) in names.zip(&sched) {
+                    let (parks, switches, moves) = cost.per_request();
+                    eprintln!(
+                        "{flavour}, concurrency {concurrency}, {name}: a request {parks:.3} worker parks, {switches:.3} voluntary context switches, {moves:.3} moves of its task between threads; {} connections accepted in all",
+                        cost.accepted
+                    );
+                }
+            }
             for (name, runs) in layers.iter().zip(layered) {
                 let to_bare = per_round(runs, bare);
                 let to_first = per_round(runs, layered.first().unwrap_or(runs));
@@ -263,15 +390,30 @@ fn interleaved(rounds: usize) {
 }
 
 /// One column of an interleaved row: a run of `requests` requests over
-/// `concurrency` tasks through one service, in requests per second.
-type Runner<'a> = Box<dyn Fn(u64, u64) -> f64 + 'a>;
+/// `concurrency` tasks through one service; its time, and with `E2E_SCHED`
+/// what it cost the scheduler.
+type Runner<'a> = Box<dyn Fn(u64, u64) -> (Duration, Sched) + 'a>;
 
 /// A [`Runner`] through `svc`.
-#[allow(clippy::cast_precision_loss)]
 fn runner<'a, S: Driven>(rt: &'a Runtime, lb: &'a Loopback, svc: S) -> Runner<'a> {
+    let sched = std::env::var_os("E2E_SCHED").is_some();
     Box::new(move |requests, concurrency| {
-        let elapsed = rt.block_on(lb.drive(&svc, requests, concurrency));
-        requests as f64 / elapsed.as_secs_f64()
+        if !sched {
+            let elapsed = rt.block_on(lb.drive(&svc, requests, concurrency));
+            return (elapsed, Sched::default());
+        }
+        let (parks_before, switches_before) = (parks(rt), switches());
+        let accepted_before = support::ACCEPTED.load(std::sync::atomic::Ordering::Relaxed);
+        let (elapsed, moves) = rt.block_on(lb.drive_counting(&svc, requests, concurrency, true));
+        let cost = Sched {
+            parks: parks(rt) - parks_before,
+            switches: switches() - switches_before,
+            moves,
+            accepted: support::ACCEPTED.load(std::sync::atomic::Ordering::Relaxed)
+                - accepted_before,
+            requests,
+        };
+        (elapsed, cost)
     })
 }
 
@@ -350,34 +492,58 @@ fn spun<T>(burn: impl Fn() + Clone) -> impl Fn(T) -> T + Clone {
 
 /// `rounds` rounds of `requests` requests through each of `runners` (the
 /// first is bare), in turn; the requests per second of each runner, round by
-/// round.
+/// round, and what each cost the scheduler over all rounds. With `block`, a
+/// round runs the runners in turn `block` requests at a time (the order
+/// the same within a round), so that they share the machine's drift at that
+/// finer grain; without, each runs its round's requests at once.
+#[allow(clippy::cast_precision_loss)]
 fn rounds_of(
     runners: &[Runner<'_>],
     rounds: usize,
     requests: u64,
     concurrency: u64,
-) -> Vec<Vec<f64>> {
+    block: Option<u64>,
+) -> (Vec<Vec<f64>>, Vec<Sched>) {
     // Warm-up: connections, pools, lazily initialised state.
     for run in runners {
         run(requests / 4, concurrency);
     }
     let n = runners.len();
+    let block = block.unwrap_or(requests).clamp(1, requests.max(1));
     let mut rps = vec![Vec::with_capacity(rounds); n];
+    let mut sched = vec![Sched::default(); n];
     for round in 0..rounds {
-        for step in 0..n {
-            // Each round starts one runner further on; every other round
-            // goes backwards, so no runner always follows the same one.
-            let i = if round % 2 == 0 {
-                (round + step) % n
-            } else {
-                (round + n - step) % n
-            };
-            if let (Some(run), Some(column)) = (runners.get(i), rps.get_mut(i)) {
-                column.push(run(requests, concurrency));
+        // Each round starts one runner further on; every other round
+        // goes backwards, so no runner always follows the same one.
+        let order: Vec<usize> = (0..n)
+            .map(|step| {
+                if round % 2 == 0 {
+                    (round + step) % n
+                } else {
+                    (round + n - step) % n
+                }
+            })
+            .collect();
+        let mut elapsed = vec![Duration::ZERO; n];
+        let mut left = requests;
+        while left > 0 {
+            let now = block.min(left);
+            for &i in &order {
+                if let (Some(run), Some(time), Some(cost)) =
+                    (runners.get(i), elapsed.get_mut(i), sched.get_mut(i))
+                {
+                    let (took, spent) = run(now, concurrency);
+                    *time += took;
+                    cost.add(spent);
+                }
             }
+            left -= now;
+        }
+        for (column, time) in rps.iter_mut().zip(&elapsed) {
+            column.push(requests as f64 / time.as_secs_f64());
         }
     }
-    rps
+    (rps, sched)
 }
 
 /// The per-round ratios of `runs` to `base`.

@@ -126,6 +126,9 @@ pub(crate) fn two_workers() -> Runtime {
         .unwrap()
 }
 
+/// Connections [`serve`] has accepted, over all its servers in the process.
+pub(crate) static ACCEPTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A loopback HTTP/1 server on 127.0.0.1 (a free port), on its own tasks:
 /// accepts connections (skipping a failed accept), turns Nagle off, and
 /// serves each connection with a clone of `service`. Returns its address.
@@ -145,6 +148,7 @@ where
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            ACCEPTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let _ = stream.set_nodelay(true);
             let service = service.clone();
             tokio::spawn(async move {
