@@ -42,14 +42,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
-use tower::{Service, ServiceBuilder};
-use tower_api_guard::gate::{StatusGate, StatusGateLayer};
-use tower_api_guard::retry::RetryLayer;
+use tower::Service;
+use tower_api_guard::gate::StatusGate;
 
 #[allow(dead_code)]
 mod support;
 
-use support::{json_ok, median, request, shared_body, CloneNeverRetry};
+use support::{json_ok, median, request, shared_body, Variants};
 
 /// Requests a round, per variant.
 const REQUESTS: u64 = 20_000;
@@ -187,17 +186,7 @@ fn main() {
         .unwrap_or(101);
     let body = shared_body();
     let gate = StatusGate::manual();
-    let retry = ServiceBuilder::new()
-        .layer(RetryLayer::new())
-        .service(Upstream);
-    let gated = ServiceBuilder::new()
-        .layer(StatusGateLayer::new(gate.clone()))
-        .service(Upstream);
-    let both = ServiceBuilder::new()
-        .layer(StatusGateLayer::new(gate.clone()))
-        .layer(RetryLayer::new())
-        .service(Upstream);
-    let tower_retry = tower::retry::Retry::new(CloneNeverRetry, Upstream);
+    let v = Variants::new(Upstream, &gate);
     let names = [
         "bare",
         "retry layer",
@@ -206,11 +195,11 @@ fn main() {
         "`tower::retry`",
     ];
     let variant = |which: usize| match which {
-        0 => run(&Upstream, &body),
-        1 => run(&retry, &body),
-        2 => run(&gated, &body),
-        3 => run(&both, &body),
-        _ => run(&tower_retry, &body),
+        0 => run(&v.bare, &body),
+        1 => run(&v.retry_layer, &body),
+        2 => run(&v.gate_layer, &body),
+        3 => run(&v.both_layers, &body),
+        _ => run(&v.tower_retry_clone, &body),
     };
     for which in 0..names.len() {
         variant(which); // warm-up

@@ -42,44 +42,13 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_api_guard::budget::RetryBudget;
-use tower_api_guard::gate::{StatusGate, StatusGateLayer, StatusGateService};
-use tower_api_guard::retry::{Retry, RetryLayer};
+use tower_api_guard::gate::{StatusGate, StatusGateLayer};
+use tower_api_guard::retry::RetryLayer;
 
 #[allow(dead_code)]
 mod support;
 
-use support::{request, shared_body, upstream, CloneNeverRetry};
-
-/// The compared services, each around its own copy of the same upstream.
-struct Variants<S> {
-    bare: S,
-    retry_layer: Retry<S>,
-    gate_layer: StatusGateService<S>,
-    /// `StatusGateLayer` outside `RetryLayer`.
-    both_layers: StatusGateService<Retry<S>>,
-    tower_retry_clone: tower::retry::Retry<CloneNeverRetry, S>,
-}
-
-impl<S: Copy> Variants<S> {
-    /// `upstream` bare, behind `RetryLayer::new()`, behind `StatusGateLayer`
-    /// on `gate` (open), behind both, and behind `tower::retry`.
-    fn new(upstream: S, gate: &StatusGate) -> Self {
-        Self {
-            bare: upstream,
-            retry_layer: ServiceBuilder::new()
-                .layer(RetryLayer::new())
-                .service(upstream),
-            gate_layer: ServiceBuilder::new()
-                .layer(StatusGateLayer::new(gate.clone()))
-                .service(upstream),
-            both_layers: ServiceBuilder::new()
-                .layer(StatusGateLayer::new(gate.clone()))
-                .layer(RetryLayer::new())
-                .service(upstream),
-            tower_retry_clone: tower::retry::Retry::new(CloneNeverRetry, upstream),
-        }
-    }
-}
+use support::{request, shared_body, upstream, Variants};
 
 /// Runs `iters` calls of `svc` one after the other, each with a new request
 /// sharing `body`, and returns the elapsed time.

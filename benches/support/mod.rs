@@ -20,7 +20,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
-use tower::{service_fn, Service};
+use tower::{service_fn, Service, ServiceBuilder};
+use tower_api_guard::gate::{StatusGate, StatusGateLayer, StatusGateService};
+use tower_api_guard::retry::{Retry, RetryLayer};
 
 /// The request body: a small Messages API call.
 pub(crate) const REQUEST_JSON: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hello"}]}"#;
@@ -188,4 +190,35 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The compared services, each around its own copy of the same upstream.
+pub(crate) struct Variants<S> {
+    pub(crate) bare: S,
+    pub(crate) retry_layer: Retry<S>,
+    pub(crate) gate_layer: StatusGateService<S>,
+    /// `StatusGateLayer` outside `RetryLayer`.
+    pub(crate) both_layers: StatusGateService<Retry<S>>,
+    pub(crate) tower_retry_clone: tower::retry::Retry<CloneNeverRetry, S>,
+}
+
+impl<S: Copy> Variants<S> {
+    /// `upstream` bare, behind `RetryLayer::new()`, behind `StatusGateLayer`
+    /// on `gate` (open), behind both, and behind `tower::retry`.
+    pub(crate) fn new(upstream: S, gate: &StatusGate) -> Self {
+        Self {
+            bare: upstream,
+            retry_layer: ServiceBuilder::new()
+                .layer(RetryLayer::new())
+                .service(upstream),
+            gate_layer: ServiceBuilder::new()
+                .layer(StatusGateLayer::new(gate.clone()))
+                .service(upstream),
+            both_layers: ServiceBuilder::new()
+                .layer(StatusGateLayer::new(gate.clone()))
+                .layer(RetryLayer::new())
+                .service(upstream),
+            tower_retry_clone: tower::retry::Retry::new(CloneNeverRetry, upstream),
+        }
+    }
 }
