@@ -31,10 +31,12 @@ use std::fmt;
 use http::{HeaderMap, StatusCode};
 
 mod anthropic;
+mod media_type;
 mod openai;
 mod rules;
 
 pub use anthropic::AnthropicClassifier;
+pub(crate) use media_type::media_type;
 pub use openai::OpenAiClassifier;
 
 /// What the status line and headers alone say about a response.

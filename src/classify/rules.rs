@@ -3,7 +3,7 @@
 
 use http::{HeaderMap, StatusCode};
 
-use super::{Head, RetryReason, Verdict};
+use super::{media_type, Head, RetryReason, Verdict};
 use crate::hint::should_retry;
 
 /// Which statuses are retried from the status alone.
@@ -107,15 +107,35 @@ impl Rules {
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|mime| {
-            let mime = mime.trim();
-            mime.eq_ignore_ascii_case("application/json")
-                || mime
-                    .get(mime.len().saturating_sub(5)..)
-                    .is_some_and(|suffix| suffix.eq_ignore_ascii_case("+json"))
-        })
+    media_type(headers).is_some_and(|mime| {
+        mime.eq_ignore_ascii_case(b"application/json")
+            || mime
+                .get(mime.len().saturating_sub(5)..)
+                .is_some_and(|suffix| suffix.eq_ignore_ascii_case(b"+json"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn json_and_json_suffixed_types_are_json() {
+        for (value, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/problem+json", true),
+            ("application/problem+JSON ; x=1", true),
+            ("text/plain", false),
+            ("json", false),
+            ("application/jsonp", false),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(is_json(&headers), json, "{value}");
+        }
+        assert!(!is_json(&HeaderMap::new()), "no content-type");
+    }
 }

@@ -21,7 +21,7 @@ use super::replay::{BufferOutcome, Buffering, Replay, ReplayBody, ReplayedBody};
 use super::service::{Retry, Shared};
 use super::stream_start::FirstEvent;
 use super::template::{Source, Template};
-use crate::classify::{Classify, ErrorBody, Head, RetryReason, Verdict};
+use crate::classify::{media_type, Classify, ErrorBody, Head, RetryReason, Verdict};
 use crate::cold::cold_path;
 use crate::gate::scope::Found;
 use crate::gate::GateClosed;
@@ -322,9 +322,10 @@ where
         // Only an attempt in flight is polled here; every other state, and
         // an outcome that is not handed on at once, goes to `drive`, out of
         // line. On loopback the layers' code and stack are evicted between
-        // requests (by the kernel's and the client's), so each cache line of
-        // them a request touches is a miss: kept apart, the common path runs
-        // through fewer lines of code and a smaller stack frame.
+        // requests (in callgrind's cache simulation, by the client's and the
+        // server's code alone), so each cache line of them a request touches
+        // is a miss: kept apart, the common path runs through fewer lines of
+        // code and a smaller stack frame (BENCHMARKS.md, item 25).
         loop {
             let step = match state.as_mut().project() {
                 StateProj::Calling { future } => {
@@ -523,16 +524,6 @@ impl Judge for FirstEvent {
     }
 }
 
-/// Whether a `content-type` value is `text/event-stream` (any case, with
-/// or without parameters). On bytes: a `str` view would check UTF-8 and trim
-/// Unicode spaces, code that every response ran for nothing.
-fn is_event_stream(value: &[u8]) -> bool {
-    value
-        .split(|&b| b == b';')
-        .next()
-        .is_some_and(|mime| mime.trim_ascii().eq_ignore_ascii_case(b"text/event-stream"))
-}
-
 fn polled_after_completion() -> BoxError {
     "retry: response future polled after completion".into()
 }
@@ -711,10 +702,8 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         self.shared.settings.policy.stream_start
             && response.status().is_success()
             && self.can_retry().is_none()
-            && response
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|value| is_event_stream(value.as_bytes()))
+            && media_type(response.headers())
+                .is_some_and(|mime| mime.eq_ignore_ascii_case(b"text/event-stream"))
     }
 
     /// Drives the read of an error body or a stream's start, then judges it.
@@ -941,29 +930,5 @@ where
                 &self.run.retried().map_or(Duration::ZERO, |r| r.total_delay),
             )
             .finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_event_stream;
-
-    #[test]
-    fn an_event_stream_is_known_by_its_media_type_alone() {
-        for (value, stream) in [
-            (&b"text/event-stream"[..], true),
-            (b"Text/Event-Stream", true),
-            (b"text/event-stream; charset=utf-8", true),
-            (b" text/event-stream ;charset=utf-8", true),
-            // Bytes a `str` view refuses, in a parameter, do not hide it.
-            (b"text/event-stream; name=\xe9t\xe9", true),
-            (b"application/json", false),
-            (b"text/event-streams", false),
-            (b"text/event", false),
-            (b"", false),
-            (b";text/event-stream", false),
-        ] {
-            assert_eq!(is_event_stream(value), stream, "{value:?}");
-        }
     }
 }
