@@ -32,6 +32,8 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_api_guard::gate::{StatusGate, StatusGateLayer, StatusGateService};
 use tower_api_guard::retry::{Retry, RetryLayer};
 
+#[path = "support/probes.rs"]
+mod probes;
 #[allow(dead_code)]
 mod support;
 
@@ -313,8 +315,10 @@ fn profile(variant: &str, calls: u64) {
 ///   layer allowed one attempt, so it keeps no copy of the request: the head
 ///   and body a retry would resend), `gate`, `spin` or `spin_after` (no
 ///   layer of ours: [`spin`] spends a set CPU time, `E2E_SPIN` iterations,
-///   before each request is sent or after each response's head arrives), and
-///   `none` (bare again: the ratio's noise).
+///   before each request is sent or after each response's head arrives),
+///   `code`, `code_loop` and `lines` (no layer of ours either: what code and
+///   data cost by cache line; see `support/probes.rs`), and `none` (bare
+///   again: the ratio's noise).
 /// - `E2E_ROWS`: which rows to run, a comma-separated list of `mt1`, `mt64`,
 ///   `ct1` and `ct64` (runtime and concurrency); all four by default.
 ///
@@ -442,10 +446,13 @@ fn variant<'a>(name: &str, rt: &'a Runtime, lb: &'a Loopback) -> Runner<'a> {
             runner(rt, lb, MapResponseLayer::new(after).layer(bare))
         }
         "none" => runner(rt, lb, bare),
-        other => panic!(
-            "unknown E2E_LAYERS entry {other}: both, retry, retry_no_budget, retry_once, gate, \
-             spin, spin_after or none"
-        ),
+        other => match probes::Probe::new(other, bare) {
+            Some(probe) => runner(rt, lb, probe),
+            None => panic!(
+                "unknown E2E_LAYERS entry {other}: both, retry, retry_no_budget, retry_once, \
+                 gate, spin, spin_after, code, code_loop, lines or none"
+            ),
+        },
     }
 }
 
