@@ -63,9 +63,10 @@ struct Kept {
 /// The length of a URI part the URI lacks: no part is this long.
 const ABSENT: u32 = u32::MAX;
 
-/// Room guessed for one header's name and value; the buffer grows past it
-/// when needed.
-const GUESS_PER_HEADER: usize = 48;
+/// Room a thread's first buffer is made with: typical API requests pack
+/// into a few hundred bytes, so it grows at most a few times, once a thread
+/// (the buffer is reused), and packing reserves nothing.
+const FIRST_CAPACITY: usize = 512;
 
 impl PackedHead {
     /// Keeps `request`'s head, packing its URI and headers in one pass;
@@ -78,14 +79,8 @@ impl PackedHead {
         let scheme = uri.scheme_str();
         let authority = uri.authority().map(Authority::as_str);
         let path_and_query = uri.path_and_query().map(PathAndQuery::as_str);
-        let len = |part: Option<&str>| part.map_or(0, str::len);
-        let guess = len(scheme)
-            + len(authority)
-            + len(path_and_query)
-            + headers.len() * (ENTRY_HEADER + GUESS_PER_HEADER);
         let mut kept = take_spare();
         let buf = &mut kept.buf;
-        buf.reserve(guess);
         // Lengths are cut to `u32` unchecked: a cut one is caught below, as
         // no part is longer than the whole.
         let mut part = |part: Option<&str>| match part {
@@ -210,7 +205,9 @@ fn take_spare() -> Box<Kept> {
 #[cold]
 #[inline(never)]
 fn new_kept() -> Box<Kept> {
-    Box::default()
+    let mut kept = Box::<Kept>::default();
+    kept.buf.reserve(FIRST_CAPACITY);
+    kept
 }
 
 impl PackedHead {
