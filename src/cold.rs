@@ -3,10 +3,9 @@
 //! The compiler lays a function's blocks out as it guesses its branches
 //! go. A branch that calls a `#[cold]` function is taken to be rare, and its
 //! blocks go after the rest, so the common path runs straight through fewer
-//! cache lines. On loopback that counts: in callgrind's cache simulation the
-//! client's and the server's own code evict the layers' between two
-//! requests, so each line of it that a request runs is a miss, and fewer
-//! lines measured faster (BENCHMARKS.md, section 2, item 25).
+//! cache lines. On loopback that counts: with two workers, each line of code
+//! a request runs costs it about 17 ns (BENCHMARKS.md, section 2, "What a
+//! line of code costs this row"; item 25 for these markers).
 
 /// Marks the branch it is called in as rarely taken. It does nothing else.
 #[cold]
