@@ -119,7 +119,8 @@ struct Run<S, C, ReqB: Body, ResB: Body> {
     /// it was: the finished attempt's future is dropped with this one, as
     /// `tower::retry` does, rather than replaced by `Done` in `poll` (the
     /// drop of a state there had cost a copy of the response around the
-    /// call; about 80 instructions and four lines of code a request).
+    /// call: 38 instructions a call in memory, 84 and four lines of code a
+    /// request on loopback).
     handed_on: bool,
     started: Option<Instant>,
     /// What a request answered at once and not traced does without; made on
