@@ -329,12 +329,11 @@ where
         let this = self.project();
         let (mut state, run) = (this.state, this.run);
         // Only an attempt in flight is polled here; every other state, and
-        // an outcome that is not handed on at once, goes to `drive`, out of
-        // line. On loopback the layers' code and stack are evicted between
-        // requests (in callgrind's cache simulation, by the client's and the
-        // server's code alone), so each cache line of them a request touches
-        // is a miss: kept apart, the common path runs through fewer lines of
-        // code and a smaller stack frame (BENCHMARKS.md, item 25).
+        // an outcome that is not handed on at once, goes to `Run::drive`, out
+        // of line: the common path runs through fewer lines of code and a
+        // smaller stack frame. On loopback with two workers each line of code
+        // a request runs costs it about 17 ns (BENCHMARKS.md, section 2, and
+        // item 25).
         loop {
             let step = match state.as_mut().project() {
                 StateProj::Calling { future } => {
@@ -377,125 +376,9 @@ where
                 }
                 _ => None,
             };
-            if let Some(outcome) = ready!(drive(state.as_mut(), run, cx, step)) {
+            if let Some(outcome) = ready!(run.drive(state.as_mut(), cx, step)) {
                 return Poll::Ready(outcome);
             }
-        }
-    }
-}
-
-/// The states of [`ResponseFuture::poll`] but an attempt in flight, from
-/// `step` when there is one (what an attempt's outcome calls for). Ready
-/// with `None` when a new attempt is in flight, for `poll` to poll.
-#[inline(never)]
-fn drive<S, C, ReqB, ResB>(
-    mut state: Pin<&mut State<S::Future, S, ReqB, ResB>>,
-    run: &mut Run<S, C, ReqB, ResB>,
-    cx: &mut Context<'_>,
-    mut step: Option<Step<ResB>>,
-) -> Poll<Option<Outcome<ResB>>>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
-    S::Error: Into<BoxError>,
-    C: Classify,
-    ReqB: ReplayBody,
-    ResB: Body,
-{
-    loop {
-        let next = match step.take() {
-            Some(next) => next,
-            None => match state.as_mut().project() {
-                StateProj::Buffering { pending } => {
-                    let Pending {
-                        buffering,
-                        head,
-                        rebuild,
-                        service,
-                    } = &mut **pending;
-                    let outcome = ready!(buffering.poll_buffer(cx));
-                    let Some(head) = head.take() else {
-                        state.set(State::Done);
-                        return Poll::Ready(Some(Err(polled_after_completion())));
-                    };
-                    let request = match outcome {
-                        BufferOutcome::Complete(buffered) => {
-                            let source = Source::Buffered {
-                                buffered,
-                                rebuild: *rebuild,
-                            };
-                            let request = Request::from_parts(head, source.body());
-                            run.template = Template::new(&request, source);
-                            request
-                        }
-                        BufferOutcome::Once(body) => {
-                            tracing::debug!(
-                                max_replay_body = run.shared.settings.policy.max_replay_body,
-                                "request body over the replay cap (or failed): sent once, not retried"
-                            );
-                            Request::from_parts(head, rebuild(body))
-                        }
-                    };
-                    // NOTE: `service` is still the instance that `Retry::poll_ready`
-                    // drove to readiness; it has not been called yet.
-                    let future = run.call(service, request);
-                    state.set(State::Calling { future });
-                    return Poll::Ready(None);
-                }
-                StateProj::Ready { service } => {
-                    // NOTE: every retry reserves capacity again before calling.
-                    if let Err(error) = ready!(service.poll_ready(cx)) {
-                        state.set(State::Done);
-                        return Poll::Ready(Some(Err(error.into())));
-                    }
-                    // The gate may have closed while the copy was made ready.
-                    if run.gate_closed() {
-                        state.set(State::Done);
-                        return Poll::Ready(Some(run.give_back_last(Stop::GateClosed)));
-                    }
-                    // A retry is planned only with a template (`Run::can_retry`);
-                    // `None` here is a head that no longer parses.
-                    let Some(request) = run.template.as_ref().and_then(Template::request) else {
-                        state.set(State::Done);
-                        return Poll::Ready(Some(run.give_back_last(Stop::NotReplayable)));
-                    };
-                    let future = run.call(service, request);
-                    state.set(State::Calling { future });
-                    return Poll::Ready(None);
-                }
-                // Polled by `ResponseFuture::poll`, which calls this only
-                // for other states (or with a step).
-                StateProj::Calling { .. } => return Poll::Ready(None),
-                StateProj::Reading { read } => {
-                    let read = read.as_mut().project();
-                    ready!(run.poll_read(read.parts, read.prefetch, cx))
-                }
-                StateProj::Peeking { read } => {
-                    let read = read.as_mut().project();
-                    ready!(run.poll_read(read.parts, read.prefetch, cx))
-                }
-                StateProj::Sleeping { sleep } => {
-                    ready!(sleep.as_mut().poll(cx));
-                    // Checked before a copy of the service is made and made
-                    // ready, so a gate that closed during the backoff reserves
-                    // none of the inner service's capacity (a concurrency
-                    // limit's permit, a buffer's slot).
-                    if run.gate_closed() {
-                        state.set(State::Done);
-                        return Poll::Ready(Some(run.give_back_last(Stop::GateClosed)));
-                    }
-                    let service = Box::new(run.shared.service());
-                    state.set(State::Ready { service });
-                    continue;
-                }
-                StateProj::Done => return Poll::Ready(Some(Err(polled_after_completion()))),
-            },
-        };
-        match next {
-            Step::Return(outcome) => {
-                state.set(State::Done);
-                return Poll::Ready(Some(outcome));
-            }
-            Step::Next(next) => next.apply(state.as_mut()),
         }
     }
 }
@@ -601,6 +484,121 @@ impl<S, C, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
 }
 
 impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
+    /// The states of [`ResponseFuture::poll`] but an attempt in flight, from
+    /// `step` when there is one (what an attempt's outcome calls for). Ready
+    /// with `None` when a new attempt is in flight, for `poll` to poll.
+    #[inline(never)]
+    fn drive(
+        &mut self,
+        mut state: Pin<&mut State<S::Future, S, ReqB, ResB>>,
+        cx: &mut Context<'_>,
+        mut step: Option<Step<ResB>>,
+    ) -> Poll<Option<Outcome<ResB>>>
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
+        S::Error: Into<BoxError>,
+        ReqB: ReplayBody,
+    {
+        loop {
+            let next = match step.take() {
+                Some(next) => next,
+                None => match state.as_mut().project() {
+                    StateProj::Buffering { pending } => {
+                        let Pending {
+                            buffering,
+                            head,
+                            rebuild,
+                            service,
+                        } = &mut **pending;
+                        let outcome = ready!(buffering.poll_buffer(cx));
+                        let Some(head) = head.take() else {
+                            state.set(State::Done);
+                            return Poll::Ready(Some(Err(polled_after_completion())));
+                        };
+                        let request = match outcome {
+                            BufferOutcome::Complete(buffered) => {
+                                let source = Source::Buffered {
+                                    buffered,
+                                    rebuild: *rebuild,
+                                };
+                                let request = Request::from_parts(head, source.body());
+                                self.template = Template::new(&request, source);
+                                request
+                            }
+                            BufferOutcome::Once(body) => {
+                                tracing::debug!(
+                                    max_replay_body = self.shared.settings.policy.max_replay_body,
+                                    "request body over the replay cap (or failed): sent once, not retried"
+                                );
+                                Request::from_parts(head, rebuild(body))
+                            }
+                        };
+                        // NOTE: `service` is still the instance that `Retry::poll_ready`
+                        // drove to readiness; it has not been called yet.
+                        let future = self.call(service, request);
+                        state.set(State::Calling { future });
+                        return Poll::Ready(None);
+                    }
+                    StateProj::Ready { service } => {
+                        // NOTE: every retry reserves capacity again before calling.
+                        if let Err(error) = ready!(service.poll_ready(cx)) {
+                            state.set(State::Done);
+                            return Poll::Ready(Some(Err(error.into())));
+                        }
+                        // The gate may have closed while the copy was made ready.
+                        if self.gate_closed() {
+                            state.set(State::Done);
+                            return Poll::Ready(Some(self.give_back_last(Stop::GateClosed)));
+                        }
+                        // A retry is planned only with a template (`Run::can_retry`);
+                        // `None` here is a head that no longer parses.
+                        let Some(request) = self.template.as_ref().and_then(Template::request)
+                        else {
+                            state.set(State::Done);
+                            return Poll::Ready(Some(self.give_back_last(Stop::NotReplayable)));
+                        };
+                        let future = self.call(service, request);
+                        state.set(State::Calling { future });
+                        return Poll::Ready(None);
+                    }
+                    // Polled by `ResponseFuture::poll`, which calls this only
+                    // for other states (or with a step).
+                    StateProj::Calling { .. } => return Poll::Ready(None),
+                    StateProj::Reading { read } => {
+                        let read = read.as_mut().project();
+                        ready!(self.poll_read(read.parts, read.prefetch, cx))
+                    }
+                    StateProj::Peeking { read } => {
+                        let read = read.as_mut().project();
+                        ready!(self.poll_read(read.parts, read.prefetch, cx))
+                    }
+                    StateProj::Sleeping { sleep } => {
+                        ready!(sleep.as_mut().poll(cx));
+                        // Checked before a copy of the service is made and made
+                        // ready, so a gate that closed during the backoff reserves
+                        // none of the inner service's capacity (a concurrency
+                        // limit's permit, a buffer's slot).
+                        if self.gate_closed() {
+                            state.set(State::Done);
+                            return Poll::Ready(Some(self.give_back_last(Stop::GateClosed)));
+                        }
+                        let service = Box::new(self.shared.service());
+                        state.set(State::Ready { service });
+                        continue;
+                    }
+                    StateProj::Done => return Poll::Ready(Some(Err(polled_after_completion()))),
+                },
+            };
+            match next {
+                Step::Return(outcome) => {
+                    state.set(State::Done);
+                    return Poll::Ready(Some(outcome));
+                }
+                Step::Next(next) => next.apply(state.as_mut()),
+            }
+        }
+    }
+
     /// Starts an attempt on `service`, in its own span.
     // Inlined into `ResponseFuture::new`, the request goes to the service
     // with one copy fewer (about 50 instructions a call, both layers).
