@@ -520,6 +520,28 @@ async fn a_finished_future_polled_again_answers_an_error() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_finished_attempt_keeps_its_permit_until_the_future_is_dropped() {
+    let provider = Provider::start(vec![Reply::ok("{}")]).await;
+    let mut service = ServiceBuilder::new()
+        .layer(exact())
+        .concurrency_limit(1)
+        .service(client());
+    let mut other = service.clone();
+    let call = service.ready().await.unwrap().call(post(&provider));
+    let mut call = Box::pin(call);
+    let response = (&mut call).await.expect("the provider answered 200");
+    assert_eq!(response.status(), StatusCode::OK);
+    // The finished attempt's future, and the limit's permit in it, go with
+    // the response future, as with `tower::retry`: not when it is ready.
+    let held = tokio::time::timeout(Duration::from_secs(1), other.ready()).await;
+    assert!(held.is_err(), "the permit was released before the drop");
+    drop(call);
+    let freed = tokio::time::timeout(Duration::from_secs(1), other.ready()).await;
+    assert!(freed.is_ok(), "the permit was not released by the drop");
+    assert_eq!(provider.hits(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn x_should_retry_and_per_request_control() {
     let provider = Provider::start(vec![
         Reply::error(529, "overloaded_error").header("x-should-retry", "false")
