@@ -2,10 +2,12 @@
 //! client, requests per second bare vs behind both layers
 //! (`StatusGateLayer` outside `RetryLayer`), at concurrency 1 and 64.
 //!
-//! One multi-thread runtime (2 workers) runs the server and the client. Each
-//! request is the POST of overhead.rs; each response (200, small JSON body)
-//! is read to the end so the connection is reused. Criterion reports
-//! requests per second (`thrpt`, one element per request).
+//! One multi-thread runtime (2 workers) runs the server and the client; with
+//! `E2E_SERVER=process` the server runs in a process of its own instead
+//! ([`ServerProcess`]). Each request is the POST of overhead.rs; each
+//! response (200, small JSON body) is read to the end so the connection is
+//! reused. Criterion reports requests per second (`thrpt`, one element per
+//! request).
 //!
 //! Run: `cargo bench --bench e2e -- --warm-up-time 1 --measurement-time 3`
 
@@ -15,7 +17,10 @@
 use std::convert::Infallible;
 use std::fmt::Debug;
 use std::hint::black_box;
+use std::io::BufRead;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -75,20 +80,87 @@ where
     type Body = B;
 }
 
-/// The server on `rt`, the request's URI and body, and the two compared
-/// clients: hyper-util's `Client` bare and behind both layers
-/// (`StatusGateLayer` outside `RetryLayer`, the gate open).
+/// The environment variable that makes this binary the server of
+/// [`ServerProcess`].
+const SERVE_ALONE: &str = "E2E_SERVE_ALONE";
+
+/// The server in a process of its own (`E2E_SERVER=process`): this binary
+/// again, with [`SERVE_ALONE`] set ([`serve_alone`]). The provider a client
+/// talks to is elsewhere; here the client's runtime runs only the client.
+/// The process is killed when this is dropped, and it exits by itself when
+/// its standard input closes (this process ended).
+struct ServerProcess(Child);
+
+impl ServerProcess {
+    /// Starts the process and reads the address it serves on.
+    fn start() -> (Self, SocketAddr) {
+        let exe = std::env::current_exe().expect("the bench binary's path");
+        let mut child = Command::new(exe)
+            .env(SERVE_ALONE, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the server process starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("the server's stdout is piped");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server prints its address");
+        let addr = line.trim().parse().expect("an address");
+        (Self(child), addr)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The server's side of [`ServerProcess`]: serves on a current-thread
+/// runtime, prints its address, and exits when its standard input closes.
+#[allow(clippy::print_stdout)]
+fn serve_alone() {
+    let rt = support::current_thread();
+    let addr = rt.block_on(support::serve(hyper::service::service_fn(answer)));
+    println!("{addr}");
+    rt.block_on(async {
+        let mut byte = [0_u8; 1];
+        while tokio::io::AsyncReadExt::read(&mut tokio::io::stdin(), &mut byte)
+            .await
+            .is_ok_and(|n| n > 0)
+        {}
+    });
+}
+
+/// The server (on `rt`, or in a process of its own), the request's URI and
+/// body, and the two compared clients: hyper-util's `Client` bare and behind
+/// both layers (`StatusGateLayer` outside `RetryLayer`, the gate open).
 struct Loopback {
     uri: String,
     body: Bytes,
     bare: Client<HttpConnector, Full<Bytes>>,
     both: StatusGateService<Retry<Client<HttpConnector, Full<Bytes>>>>,
+    /// The server's process, with `E2E_SERVER=process`.
+    _process: Option<ServerProcess>,
 }
 
 impl Loopback {
-    /// Starts the server on `rt` and builds the clients (in `rt`'s context).
+    /// Starts the server (`E2E_SERVER`: `runtime`, the default, on `rt`; or
+    /// `process`) and builds the clients (in `rt`'s context).
     fn start(rt: &Runtime) -> Self {
-        let addr = rt.block_on(support::serve(hyper::service::service_fn(answer)));
+        let (addr, process) = match std::env::var("E2E_SERVER").as_deref() {
+            Err(_) | Ok("runtime") => {
+                let service = hyper::service::service_fn(answer);
+                (rt.block_on(support::serve(service)), None)
+            }
+            Ok("process") => {
+                let (process, addr) = ServerProcess::start();
+                (addr, Some(process))
+            }
+            Ok(other) => panic!("unknown E2E_SERVER {other}: runtime or process"),
+        };
         let uri = format!("http://{addr}/v1/messages");
         let body = shared_body();
         let _guard = rt.enter();
@@ -102,6 +174,7 @@ impl Loopback {
             body,
             bare,
             both,
+            _process: process,
         }
     }
 
@@ -336,7 +409,12 @@ fn profile(variant: &str, calls: u64) {
 ///   voluntary context switches a request, the times a sending task was on
 ///   another thread than at its last look (two looks a request), and the
 ///   connections the server accepted: what the layers might change in the
-///   runtime's work besides their own.
+///   runtime's work besides their own. With `E2E_SERVER=process` the
+///   connections are counted in the server's process, not here: 0.
+///
+/// And `E2E_SERVER=process` puts the server in a process of its own
+/// ([`ServerProcess`]); the current-thread rows then run the client alone on
+/// its thread.
 #[allow(clippy::print_stdout)]
 fn interleaved(rounds: usize) {
     let layers = std::env::var("E2E_LAYERS").unwrap_or_else(|_| "both".to_owned());
@@ -566,6 +644,10 @@ fn per_round(runs: &[f64], base: &[f64]) -> Vec<f64> {
 criterion_group!(benches, e2e);
 
 fn main() {
+    if std::env::var_os(SERVE_ALONE).is_some() {
+        serve_alone();
+        return;
+    }
     if let Some(rounds) = std::env::var("E2E_INTERLEAVED")
         .ok()
         .and_then(|n| n.parse().ok())
