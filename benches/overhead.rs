@@ -406,8 +406,8 @@ fn permutations() -> Vec<[usize; 4]> {
 /// interleaved mode in `n` processes of this binary, one after another, and
 /// prints each one's medians and the median over the processes. Within a
 /// process the per-round ratios sit close together, but from one process to
-/// the next their median moves by more than that (BENCHMARKS.md, section
-/// 1), so one process is one sample.
+/// the next their median moves by more than that (BENCHMARKS.md and
+/// benches/JOURNAL.md, section 1), so one process is one sample.
 #[allow(clippy::print_stdout)]
 fn passes(processes: usize) {
     let exe = std::env::current_exe().expect("the bench binary's path");

@@ -4,8 +4,8 @@
 //! go. A branch that calls a `#[cold]` function is taken to be rare, and its
 //! blocks go after the rest, so the common path runs straight through fewer
 //! cache lines. On loopback that counts: with two workers, each line of code
-//! a request runs costs it about 17 ns (BENCHMARKS.md, section 2, "What a
-//! line of code costs this row"; item 25 for these markers).
+//! a request runs costs it about 17 ns (BENCHMARKS.md, section 2;
+//! benches/JOURNAL.md, item 25 for these markers).
 
 /// Marks the branch it is called in as rarely taken. It does nothing else.
 #[cold]

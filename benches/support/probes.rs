@@ -15,8 +15,8 @@ use std::task::{Context, Poll};
 use tower::Service;
 
 /// Cache lines each probe covers: about the lines of code the layers add to
-/// a loopback request (BENCHMARKS.md, section 2, "What a line of code costs
-/// this row").
+/// a loopback request (benches/JOURNAL.md, section 2, "What a line of code
+/// costs this row").
 pub(crate) const LINES: usize = 128;
 
 /// A few one-cycle operations with constants of `K`'s own, so that each

@@ -17,7 +17,7 @@
 //! cost with them). Boxed, the kept head takes 8 bytes of the response
 //! future rather than 80, which keeps the future around a boxed client's
 //! future at 128 bytes or less: moved in a few inline instructions rather
-//! than with a call to `memcpy` (BENCHMARKS.md, item 23).
+//! than with a call to `memcpy` (benches/JOURNAL.md, item 23).
 //!
 //! Layout of the buffer: scheme, authority, path-and-query, then for each
 //! header (in iteration order, so repeated names keep their order) one flags
