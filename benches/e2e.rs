@@ -125,13 +125,11 @@ fn serve_alone() {
     let rt = support::current_thread();
     let addr = rt.block_on(support::serve(hyper::service::service_fn(answer)));
     println!("{addr}");
-    rt.block_on(async {
-        let mut byte = [0_u8; 1];
-        while tokio::io::AsyncReadExt::read(&mut tokio::io::stdin(), &mut byte)
-            .await
-            .is_ok_and(|n| n > 0)
-        {}
-    });
+    // Until end of file (or an error) on stdin: the bench process is gone.
+    let _ = rt.block_on(tokio::io::copy(
+        &mut tokio::io::stdin(),
+        &mut tokio::io::sink(),
+    ));
 }
 
 /// The server (on `rt`, or in a process of its own), the request's URI and
