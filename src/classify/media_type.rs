@@ -13,21 +13,27 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<&[u8]> {
     Some(mime.trim_ascii())
 }
 
+/// Whether `headers` say the body is an event stream: media type
+/// `text/event-stream`, in any case, with or without parameters.
+pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
+    media_type(headers).is_some_and(|mime| mime.eq_ignore_ascii_case(b"text/event-stream"))
+}
+
 #[cfg(test)]
 mod tests {
     use http::HeaderValue;
 
     use super::*;
 
-    fn of(value: &'static [u8]) -> Option<Vec<u8>> {
+    fn headers(value: &'static [u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let value = HeaderValue::from_bytes(value).unwrap();
         headers.insert(http::header::CONTENT_TYPE, value);
-        media_type(&headers).map(<[u8]>::to_vec)
+        headers
     }
 
-    fn is_event_stream(value: &'static [u8]) -> bool {
-        of(value).is_some_and(|mime| mime.eq_ignore_ascii_case(b"text/event-stream"))
+    fn of(value: &'static [u8]) -> Option<Vec<u8>> {
+        media_type(&headers(value)).map(<[u8]>::to_vec)
     }
 
     #[test]
@@ -45,8 +51,9 @@ mod tests {
             (b"", false),
             (b";text/event-stream", false),
         ] {
-            assert_eq!(is_event_stream(value), stream, "{value:?}");
+            assert_eq!(is_event_stream(&headers(value)), stream, "{value:?}");
         }
+        assert!(!is_event_stream(&HeaderMap::new()), "no content-type");
     }
 
     #[test]

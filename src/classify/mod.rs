@@ -36,7 +36,7 @@ mod openai;
 mod rules;
 
 pub use anthropic::AnthropicClassifier;
-pub(crate) use media_type::media_type;
+pub(crate) use media_type::{is_event_stream, media_type};
 pub use openai::OpenAiClassifier;
 
 /// What the status line and headers alone say about a response.

@@ -137,5 +137,10 @@ mod tests {
             assert_eq!(is_json(&headers), json, "{value}");
         }
         assert!(!is_json(&HeaderMap::new()), "no content-type");
+        // Bytes a `str` view refuses, in a parameter, do not hide the type.
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_bytes(b"application/json; name=\xe9t\xe9").unwrap();
+        headers.insert(http::header::CONTENT_TYPE, value);
+        assert!(is_json(&headers), "a parameter outside visible ASCII");
     }
 }

@@ -21,7 +21,7 @@ use super::replay::{BufferOutcome, Buffering, Replay, ReplayBody, ReplayedBody};
 use super::service::{Retry, Shared};
 use super::stream_start::FirstEvent;
 use super::template::{Source, Template};
-use crate::classify::{media_type, Classify, ErrorBody, Head, RetryReason, Verdict};
+use crate::classify::{is_event_stream, Classify, ErrorBody, Head, RetryReason, Verdict};
 use crate::cold::cold_path;
 use crate::gate::scope::Found;
 use crate::gate::GateClosed;
@@ -714,8 +714,7 @@ impl<S, C: Classify, ReqB: Body, ResB: Body> Run<S, C, ReqB, ResB> {
         self.shared.settings.policy.stream_start
             && response.status().is_success()
             && self.can_retry().is_none()
-            && media_type(response.headers())
-                .is_some_and(|mime| mime.eq_ignore_ascii_case(b"text/event-stream"))
+            && is_event_stream(response.headers())
     }
 
     /// Drives the read of an error body or a stream's start, then judges it.
