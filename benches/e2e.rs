@@ -342,6 +342,9 @@ fn e2e(c: &mut Criterion) {
 /// difference of the counts with `n` and with 0 requests, over `n`, is the
 /// user-space cost of one request, client and server. Kernel time (the
 /// loopback TCP stack) is not counted, and it is the same for both variants.
+/// With `E2E_SERVER=process` the server runs outside valgrind (which does
+/// not follow child processes by default): the counts are the client's
+/// alone.
 /// With `--cache-sim=yes` callgrind also counts first-level cache misses:
 /// between requests the kernel and hyper evict the layers' code and data, so
 /// on loopback the misses cost them about as much as their instructions
