@@ -4,7 +4,8 @@
 //!
 //! One multi-thread runtime (2 workers) runs the server and the client; with
 //! `E2E_SERVER=process` the server runs in a process of its own instead
-//! ([`ServerProcess`]). Each request is the POST of overhead.rs; each
+//! ([`ServerProcess`]). With `E2E_IDLE=poll` idle CPUs poll rather than halt
+//! while the bench runs ([`hold_idle`]). Each request is the POST of overhead.rs; each
 //! response (200, small JSON body) is read to the end so the connection is
 //! reused. Criterion reports requests per second (`thrpt`, one element per
 //! request).
@@ -115,6 +116,35 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// `E2E_IDLE`: `halt` (the default) leaves the CPUs' idle states as the
+/// machine has them; `poll` holds the kernel's CPU latency request (PM QoS,
+/// `/dev/cpu_dma_latency`, the knob `cyclictest` and tuned's latency
+/// profiles use) at 0 µs for as long as the returned file is open, so an
+/// idle CPU polls instead of halting. On a VM a halt is an exit to the host,
+/// which may run other work on that core before the CPU is woken: at
+/// multi-thread, concurrency 1, where every step of a request wakes the
+/// other CPU, that multiplies whatever a request runs (BENCHMARKS.md,
+/// section 2). Needs Linux and root; the bench stops with a message
+/// otherwise.
+#[allow(clippy::print_stderr)]
+fn hold_idle() -> Option<std::fs::File> {
+    use std::io::Write;
+    match std::env::var("E2E_IDLE").as_deref() {
+        Err(_) | Ok("halt") => None,
+        Ok("poll") => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/cpu_dma_latency")
+                .expect("E2E_IDLE=poll writes /dev/cpu_dma_latency: Linux, as root");
+            file.write_all(&0_i32.to_ne_bytes())
+                .expect("the CPU latency request is written");
+            eprintln!("E2E_IDLE=poll: CPU latency request held at 0 µs, idle CPUs poll");
+            Some(file)
+        }
+        Ok(other) => panic!("unknown E2E_IDLE {other}: halt or poll"),
     }
 }
 
@@ -415,7 +445,7 @@ fn profile(variant: &str, calls: u64) {
 ///
 /// And `E2E_SERVER=process` puts the server in a process of its own
 /// ([`ServerProcess`]); the current-thread rows then run the client alone on
-/// its thread.
+/// its thread. `E2E_IDLE=poll` keeps idle CPUs from halting ([`hold_idle`]).
 #[allow(clippy::print_stdout)]
 fn interleaved(rounds: usize) {
     let layers = std::env::var("E2E_LAYERS").unwrap_or_else(|_| "both".to_owned());
@@ -649,6 +679,8 @@ fn main() {
         serve_alone();
         return;
     }
+    // Held until the bench ends: the kernel drops the request when the file closes.
+    let _idle = hold_idle();
     if let Some(rounds) = std::env::var("E2E_INTERLEAVED")
         .ok()
         .and_then(|n| n.parse().ok())
