@@ -67,8 +67,8 @@ where
 
     // Inlined into its caller's poll: a wrapper this thin costs a request
     // more in its own call, frame and lines of code than in its work, and on
-    // loopback with two workers each line of code a request runs costs about
-    // 17 ns (benches/JOURNAL.md, item 26).
+    // loopback with two workers whose idle CPUs halt each line of code a
+    // request runs costs about 17 ns (benches/JOURNAL.md, item 26).
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {

@@ -331,9 +331,9 @@ where
         // Only an attempt in flight is polled here; every other state, and
         // an outcome that is not handed on at once, goes to `Run::drive`, out
         // of line: the common path runs through fewer lines of code and a
-        // smaller stack frame. On loopback with two workers each line of code
-        // a request runs costs it about 17 ns (BENCHMARKS.md, section 2;
-        // benches/JOURNAL.md, item 25).
+        // smaller stack frame. On loopback with two workers whose idle CPUs
+        // halt, each line of code a request runs costs it about 17 ns
+        // (BENCHMARKS.md, section 2; benches/JOURNAL.md, item 25).
         loop {
             let step = match state.as_mut().project() {
                 StateProj::Calling { future } => {
