@@ -4,10 +4,10 @@
 //!
 //! One multi-thread runtime (2 workers) runs the server and the client; with
 //! `E2E_SERVER=process` the server runs in a process of its own instead
-//! ([`ServerProcess`]). With `E2E_IDLE=poll` idle CPUs poll rather than halt
-//! while the bench runs ([`hold_idle`]). Each request is the POST of overhead.rs; each
-//! response (200, small JSON body) is read to the end so the connection is
-//! reused. Criterion reports requests per second (`thrpt`, one element per
+//! ([`ServerProcess`]). With `E2E_IDLE=poll` idle CPUs poll rather than
+//! halt while the bench runs ([`hold_idle`]). Each request is the POST of
+//! overhead.rs; each response (200, small JSON body) is read to the end so
+//! the connection is reused. Criterion reports requests per second (`thrpt`, one element per
 //! request).
 //!
 //! Run: `cargo bench --bench e2e -- --warm-up-time 1 --measurement-time 3`
