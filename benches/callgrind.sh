@@ -7,9 +7,9 @@
 # - benches/e2e.rs variants: one loopback request, client and server on one
 #   thread, user space only (the kernel's TCP work is not counted), with
 #   callgrind's cache simulation: the first-level instruction and data cache
-#   misses of a request (the kernel and hyper evict the layers' code and data
-#   between requests, so on loopback the misses cost the layers about as much
-#   as their instructions; BENCHMARKS.md, section 2).
+#   misses of a request (in the simulation the client's and the server's code
+#   evict the layers' between requests; what a line costs in wall-clock
+#   depends on the row: BENCHMARKS.md, section 2).
 #
 # Each variant runs with N calls and with 0 calls; (Ir(N) - Ir(0)) / N is the
 # cost of one call.

@@ -376,9 +376,11 @@ fn e2e(c: &mut Criterion) {
 /// not follow child processes by default): the counts are the client's
 /// alone.
 /// With `--cache-sim=yes` callgrind also counts first-level cache misses:
-/// between requests the kernel and hyper evict the layers' code and data, so
-/// on loopback the misses cost them about as much as their instructions
-/// (BENCHMARKS.md, section 2).
+/// in its simulation the client's and the server's own code evict the
+/// layers' between requests. What a line of code costs in wall-clock
+/// depends on the row: about 1.5 ns at current-thread, about 17 ns at
+/// multi-thread, concurrency 1, with idle CPUs halting (BENCHMARKS.md,
+/// section 2).
 fn profile(variant: &str, calls: u64) {
     let rt = support::current_thread();
     let lb = Loopback::start(&rt);
